@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: virtual environment and packages, a throwaway
+# PostgreSQL cluster from the machine's own binaries, lint and type checks, then pytest with the
+# coverage gate (>= 70 %, design gate 1). Everything it starts is stopped on exit.
+# Extra arguments go to pytest (e.g. scripts/test.sh tests/unit -x).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/bootstrap.sh
+if [ -x scripts/deploy-tools.sh ]; then ./scripts/deploy-tools.sh; fi
+
+work=$(mktemp -d /tmp/dataplatform-test.XXXXXX)
+cleanup() {
+  ./scripts/pg.sh stop "$work/pg" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+echo "==> starting a throwaway PostgreSQL"
+DATAPLATFORM_TEST_PG_DSN=$(./scripts/pg.sh start "$work/pg")
+export DATAPLATFORM_TEST_PG_DSN
+
+echo "==> lint (ruff) and types (mypy)"
+.venv/bin/ruff check src tests benchmarks
+.venv/bin/ruff format --check src tests benchmarks
+.venv/bin/mypy
+
+echo "==> tests"
+export MPLBACKEND=Agg
+.venv/bin/pytest --cov --cov-report=term --cov-report=xml:"$work/coverage.xml" \
+  --cov-fail-under=70 "$@"

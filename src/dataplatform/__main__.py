@@ -1,0 +1,5 @@
+"""`python -m dataplatform` runs the CLI."""
+
+from dataplatform.cli import main
+
+main()

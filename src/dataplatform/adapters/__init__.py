@@ -1,0 +1,1 @@
+"""The edges of the platform: object store, warehouse, registry, notifications."""

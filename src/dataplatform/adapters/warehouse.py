@@ -1,0 +1,512 @@
+"""The warehouse: DuckDB (embedded, dev) or PostgreSQL (servers), behind one `Warehouse` protocol.
+
+`load_batch` is the only writer of the raw layer. It is atomic and idempotent: in ONE transaction
+it skips a batch already recorded in ``raw.ingest_batches``, inserts the commits with
+``ON CONFLICT (repo, commit_sha) DO NOTHING`` (a commit seen in an earlier batch keeps its first
+load), adds the keyed e-mail hashes, inserts the quarantined records and records the batch.
+Any failure rolls everything back, so the batch can simply be loaded again.
+
+SQL passed to `query_df` / `execute` uses ``?`` placeholders on both backends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from dataplatform.adapters.ddl import RAW_SCHEMA_DDL
+from dataplatform.contracts import COMMIT_SCHEMA, QUARANTINE_SCHEMA, BatchManifest
+
+if TYPE_CHECKING:
+    import duckdb
+    import pandas as pd
+    import psycopg
+
+    from dataplatform.config import Settings
+
+# Columns of raw.commits in DDL order; the load-time ones come after COMMIT_SCHEMA's.
+COMMIT_COLUMNS: tuple[str, ...] = tuple(COMMIT_SCHEMA.names)
+HASH_COLUMNS: tuple[str, ...] = ("author_email_hash", "committer_email_hash")
+QUARANTINE_COLUMNS: tuple[str, ...] = tuple(QUARANTINE_SCHEMA.names)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """What one `load_batch` did."""
+
+    rows_inserted: int  # new rows in raw.commits
+    rows_skipped: int  # rows of the batch already present (same repo + commit_sha)
+    quarantined: int  # rows added to raw.commit_quarantine
+    already_loaded: bool  # the batch was recorded before: nothing was done
+
+
+class BatchLoadError(RuntimeError):
+    """A batch could not be loaded; nothing of it is in the warehouse."""
+
+
+# --- keyed e-mail hashes -------------------------------------------------------------------
+def hmac_email(email: str, key: bytes) -> str:
+    """HMAC-SHA256 hex of an e-mail keyed by the PII key (exactly as stored, no normalising)."""
+    return hmac.new(key, email.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def hmac_emails(values: pa.Array | pa.ChunkedArray, key: bytes) -> pa.Array:
+    """`hmac_email` of every value (nulls stay null); hashes each distinct e-mail only once."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    encoded = pc.dictionary_encode(values)
+    dictionary = encoded.dictionary.to_pylist()
+    hashed = pa.array([hmac_email(v, key) for v in dictionary], type=pa.string())
+    return pc.take(hashed, encoded.indices)
+
+
+def _with_hashes(commits: pa.Table, pii_key: bytes) -> pa.Table:
+    """`commits` in COMMIT_SCHEMA column order plus the two e-mail hash columns."""
+    table = commits.select(list(COMMIT_COLUMNS)).cast(COMMIT_SCHEMA)
+    table = table.append_column("author_email_hash", hmac_emails(table["author_email"], pii_key))
+    return table.append_column(
+        "committer_email_hash", hmac_emails(table["committer_email"], pii_key)
+    )
+
+
+def _check_batch(manifest: BatchManifest, commits: pa.Table, quarantine: pa.Table) -> None:
+    if commits.num_rows != manifest.row_count:
+        raise BatchLoadError(
+            f"batch {manifest.batch_id}: {commits.num_rows} commits, manifest says "
+            f"{manifest.row_count}"
+        )
+    if quarantine.num_rows != manifest.quarantined_count:
+        raise BatchLoadError(
+            f"batch {manifest.batch_id}: {quarantine.num_rows} quarantined records, manifest "
+            f"says {manifest.quarantined_count}"
+        )
+    if commits.num_rows:
+        repos = pc.unique(commits["repo"]).to_pylist()
+        if repos != [manifest.repo]:
+            raise BatchLoadError(
+                f"batch {manifest.batch_id} is for {manifest.repo!r} but holds commits of {repos}"
+            )
+
+
+def _watermark_json(manifest: BatchManifest) -> str:
+    return json.dumps(manifest.watermark.to_dict(), sort_keys=True)
+
+
+# --- protocol ------------------------------------------------------------------------------
+@runtime_checkable
+class Warehouse(Protocol):
+    """What the pipeline needs from a warehouse."""
+
+    backend: str
+
+    def ensure_raw_schema(self) -> None:
+        """Create the raw/analytics schemas and raw tables if missing."""
+        ...
+
+    def load_batch(
+        self, manifest: BatchManifest, commits: pa.Table, quarantine: pa.Table, pii_key: bytes
+    ) -> LoadResult:
+        """Load one raw batch atomically and idempotently."""
+        ...
+
+    def loaded_batch_ids(self) -> set[str]:
+        """batch_id of every batch recorded in raw.ingest_batches."""
+        ...
+
+    def query_df(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+        """Run a query (``?`` placeholders) and return its rows."""
+        ...
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        """Run one statement (``?`` placeholders), committed on return."""
+        ...
+
+    def table_row_counts(self, schemas: Sequence[str] = ("raw", "analytics")) -> dict[str, int]:
+        """Row count of every table and view in `schemas`, keyed ``schema.table``."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection (DuckDB: frees the file for dbt)."""
+        ...
+
+    def __enter__(self) -> Warehouse: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+_LIST_RELATIONS_SQL = """
+    SELECT table_schema, table_name FROM information_schema.tables
+    WHERE table_schema IN ({placeholders})
+    ORDER BY table_schema, table_name
+"""
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+# --- DuckDB --------------------------------------------------------------------------------
+class DuckDBWarehouse:
+    """Warehouse in a DuckDB file. Close it before dbt (or anything else) opens the file."""
+
+    backend = "duckdb"
+
+    def __init__(self, path: str | Path) -> None:
+        import duckdb
+
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._con: duckdb.DuckDBPyConnection | None = duckdb.connect(str(path))
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            raise RuntimeError("warehouse is closed")
+        return self._con
+
+    def ensure_raw_schema(self) -> None:
+        con = self.connection
+        for statement in RAW_SCHEMA_DDL:
+            con.execute(statement)
+
+    def loaded_batch_ids(self) -> set[str]:
+        rows = self.connection.execute("SELECT batch_id FROM raw.ingest_batches").fetchall()
+        return {row[0] for row in rows}
+
+    def load_batch(
+        self, manifest: BatchManifest, commits: pa.Table, quarantine: pa.Table, pii_key: bytes
+    ) -> LoadResult:
+        _check_batch(manifest, commits, quarantine)
+        con = self.connection
+        staged = _with_hashes(commits, pii_key)
+        staged_quarantine = quarantine.select(list(QUARANTINE_COLUMNS)).cast(QUARANTINE_SCHEMA)
+        loaded_at = datetime.now(UTC)
+        con.begin()
+        try:
+            seen = con.execute(
+                "SELECT 1 FROM raw.ingest_batches WHERE batch_id = ?", [manifest.batch_id]
+            ).fetchone()
+            if seen:
+                con.rollback()
+                return LoadResult(0, 0, 0, already_loaded=True)
+            con.register("_stage_commits", staged)
+            con.register("_stage_quarantine", staged_quarantine)
+            cols = ", ".join(COMMIT_COLUMNS + HASH_COLUMNS)
+            inserted = _count(
+                con.execute(
+                    f"""
+                    INSERT INTO raw.commits ({cols}, batch_id, loaded_at)
+                    SELECT DISTINCT ON (repo, commit_sha) {cols}, ?, ?
+                    FROM _stage_commits ORDER BY repo, commit_sha
+                    ON CONFLICT (repo, commit_sha) DO NOTHING
+                    """,
+                    [manifest.batch_id, loaded_at],
+                ).fetchone()
+            )
+            self._after_commits_insert(manifest)
+            qcols = ", ".join(QUARANTINE_COLUMNS)
+            quarantined = _count(
+                con.execute(
+                    f"""
+                    INSERT INTO raw.commit_quarantine ({qcols}, batch_id, loaded_at)
+                    SELECT {qcols}, ?, ? FROM _stage_quarantine
+                    """,
+                    [manifest.batch_id, loaded_at],
+                ).fetchone()
+            )
+            con.execute(
+                "INSERT INTO raw.ingest_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    manifest.batch_id,
+                    manifest.repo,
+                    manifest.source,
+                    manifest.ingest_date,
+                    manifest.row_count,
+                    inserted,
+                    quarantined,
+                    manifest.checksum,
+                    _watermark_json(manifest),
+                    loaded_at,
+                ],
+            )
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+        finally:
+            for view in ("_stage_commits", "_stage_quarantine"):
+                con.unregister(view)
+        return LoadResult(inserted, commits.num_rows - inserted, quarantined, already_loaded=False)
+
+    def _after_commits_insert(self, manifest: BatchManifest) -> None:
+        """Hook between the commits and quarantine inserts (tests inject crashes here)."""
+
+    def query_df(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+        return self.connection.execute(sql, list(params) if params else None).df()
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        self.connection.execute(sql, list(params) if params else None)
+
+    def table_row_counts(self, schemas: Sequence[str] = ("raw", "analytics")) -> dict[str, int]:
+        con = self.connection
+        sql = _LIST_RELATIONS_SQL.format(placeholders=", ".join("?" for _ in schemas))
+        counts: dict[str, int] = {}
+        for schema, table in con.execute(sql, list(schemas)).fetchall():
+            name = f"{_quote_ident(schema)}.{_quote_ident(table)}"
+            counts[f"{schema}.{table}"] = _count(
+                con.execute(f"SELECT count(*) FROM {name}").fetchone()
+            )
+        return counts
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def __enter__(self) -> DuckDBWarehouse:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _count(row: tuple[Any, ...] | None) -> int:
+    return int(row[0]) if row else 0
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------
+_PG_STAGE_COMMITS = """
+    CREATE TEMP TABLE _stage_commits (
+        repo TEXT, commit_sha TEXT, parent_shas_text TEXT, parent_count INTEGER,
+        author_name TEXT, author_email TEXT, committer_name TEXT, committer_email TEXT,
+        authored_at TIMESTAMPTZ, author_utc_offset_minutes INTEGER,
+        committed_at TIMESTAMPTZ, committer_utc_offset_minutes INTEGER,
+        message TEXT, files_changed INTEGER, lines_added INTEGER, lines_deleted INTEGER,
+        author_email_hash TEXT, committer_email_hash TEXT
+    ) ON COMMIT DROP
+"""
+_PG_STAGE_QUARANTINE = """
+    CREATE TEMP TABLE _stage_quarantine (
+        source TEXT, position BIGINT, reason TEXT, raw TEXT, repo TEXT, commit_sha TEXT
+    ) ON COMMIT DROP
+"""
+
+
+def _csv_bytes(table: pa.Table) -> bytes:
+    """CSV that COPY reads back exactly: every non-null value quoted, nulls left empty."""
+    buffer = io.BytesIO()
+    options = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
+    pacsv.write_csv(table, buffer, options)
+    return buffer.getvalue()
+
+
+def _pg_stage_table(staged: pa.Table) -> pa.Table:
+    """`staged` with parent_shas as one space-joined text (rebuilt by string_to_array)."""
+    # SHAs are hex, so a space never occurs inside one; [] → '' → '{}', null stays null.
+    joined = pc.binary_join(staged["parent_shas"], " ")
+    index = staged.schema.get_field_index("parent_shas")
+    return staged.set_column(index, "parent_shas_text", joined)
+
+
+def _to_pyformat(sql: str) -> str:
+    """``?`` placeholders → psycopg's ``%s`` (and literal ``%`` → ``%%``), outside quotes."""
+    out: list[str] = []
+    quote: str | None = None
+    i = 0
+    while i < len(sql):
+        ch = sql[i]
+        if quote:
+            out.append("%%" if ch == "%" else ch)
+            if ch == quote:
+                quote = None
+        elif ch in ("'", '"'):
+            quote = ch
+            out.append(ch)
+        elif ch == "-" and sql.startswith("--", i):
+            end = sql.find("\n", i)
+            end = len(sql) if end < 0 else end
+            out.append(sql[i:end].replace("%", "%%"))
+            i = end
+            continue
+        elif ch == "?":
+            out.append("%s")
+        elif ch == "%":
+            out.append("%%")
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+class PostgresWarehouse:
+    """Warehouse in PostgreSQL (psycopg 3). The connection is autocommit outside `load_batch`."""
+
+    backend = "postgres"
+
+    def __init__(self, conninfo: str) -> None:
+        import psycopg
+
+        self._conn: psycopg.Connection[Any] | None = psycopg.connect(conninfo, autocommit=True)
+
+    @property
+    def connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None:
+            raise RuntimeError("warehouse is closed")
+        return self._conn
+
+    def ensure_raw_schema(self) -> None:
+        conn = self.connection
+        with conn.transaction():
+            # Serialise concurrent first runs: CREATE ... IF NOT EXISTS can still race in PG.
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('dataplatform.raw_ddl'))")
+            for statement in RAW_SCHEMA_DDL:
+                conn.execute(statement)
+
+    def loaded_batch_ids(self) -> set[str]:
+        rows = self.connection.execute("SELECT batch_id FROM raw.ingest_batches").fetchall()
+        return {row[0] for row in rows}
+
+    def load_batch(
+        self, manifest: BatchManifest, commits: pa.Table, quarantine: pa.Table, pii_key: bytes
+    ) -> LoadResult:
+        _check_batch(manifest, commits, quarantine)
+        staged = _pg_stage_table(_with_hashes(commits, pii_key))
+        staged_quarantine = quarantine.select(list(QUARANTINE_COLUMNS)).cast(QUARANTINE_SCHEMA)
+        loaded_at = datetime.now(UTC)
+        conn = self.connection
+        with conn.transaction(), conn.cursor() as cur:
+            # Two loaders of the same batch: the second waits here, then sees it recorded.
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [manifest.batch_id])
+            cur.execute("SELECT 1 FROM raw.ingest_batches WHERE batch_id = %s", [manifest.batch_id])
+            if cur.fetchone():
+                return LoadResult(0, 0, 0, already_loaded=True)
+            cur.execute(_PG_STAGE_COMMITS)
+            stage_cols = ", ".join(staged.column_names)
+            with cur.copy(f"COPY _stage_commits ({stage_cols}) FROM STDIN (FORMAT csv)") as copy:
+                copy.write(_csv_bytes(staged))
+            select = [
+                "string_to_array(parent_shas_text, ' ')" if c == "parent_shas" else c
+                for c in COMMIT_COLUMNS
+            ]
+            insert_cols = ", ".join((*COMMIT_COLUMNS, *HASH_COLUMNS))
+            select_cols = ", ".join((*select, *HASH_COLUMNS))
+            cur.execute(
+                f"""
+                INSERT INTO raw.commits ({insert_cols}, batch_id, loaded_at)
+                SELECT DISTINCT ON (repo, commit_sha) {select_cols}, %s, %s
+                FROM _stage_commits ORDER BY repo, commit_sha
+                ON CONFLICT (repo, commit_sha) DO NOTHING
+                """,
+                [manifest.batch_id, loaded_at],
+            )
+            inserted = max(cur.rowcount, 0)
+            self._after_commits_insert(manifest)
+            quarantined = 0
+            if staged_quarantine.num_rows:
+                cur.execute(_PG_STAGE_QUARANTINE)
+                qcols = ", ".join(QUARANTINE_COLUMNS)
+                with cur.copy(f"COPY _stage_quarantine ({qcols}) FROM STDIN (FORMAT csv)") as copy:
+                    copy.write(_csv_bytes(staged_quarantine))
+                cur.execute(
+                    f"""
+                    INSERT INTO raw.commit_quarantine ({qcols}, batch_id, loaded_at)
+                    SELECT {qcols}, %s, %s FROM _stage_quarantine
+                    """,
+                    [manifest.batch_id, loaded_at],
+                )
+                quarantined = max(cur.rowcount, 0)
+            cur.execute(
+                "INSERT INTO raw.ingest_batches VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [
+                    manifest.batch_id,
+                    manifest.repo,
+                    manifest.source,
+                    manifest.ingest_date,
+                    manifest.row_count,
+                    inserted,
+                    quarantined,
+                    manifest.checksum,
+                    _watermark_json(manifest),
+                    loaded_at,
+                ],
+            )
+        return LoadResult(inserted, commits.num_rows - inserted, quarantined, already_loaded=False)
+
+    def _after_commits_insert(self, manifest: BatchManifest) -> None:
+        """Hook between the commits and quarantine inserts (tests inject crashes here)."""
+
+    def query_df(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+        import pandas as pd
+
+        with self.connection.cursor() as cur:
+            if params:
+                cur.execute(_to_pyformat(sql), list(params))
+            else:
+                cur.execute(sql)
+            columns = [d.name for d in cur.description] if cur.description else []
+            return pd.DataFrame(cur.fetchall(), columns=columns)
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        if params:
+            self.connection.execute(_to_pyformat(sql), list(params))
+        else:
+            self.connection.execute(sql)
+
+    def table_row_counts(self, schemas: Sequence[str] = ("raw", "analytics")) -> dict[str, int]:
+        from psycopg import sql as pgsql
+
+        conn = self.connection
+        query = _LIST_RELATIONS_SQL.format(placeholders=", ".join("%s" for _ in schemas))
+        counts: dict[str, int] = {}
+        for schema, table in conn.execute(query, list(schemas)).fetchall():
+            stmt = pgsql.SQL("SELECT count(*) FROM {}.{}").format(
+                pgsql.Identifier(schema), pgsql.Identifier(table)
+            )
+            counts[f"{schema}.{table}"] = _count(conn.execute(stmt).fetchone())
+        return counts
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> PostgresWarehouse:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def open_warehouse(settings: Settings) -> Warehouse:
+    """The warehouse named by `settings.warehouse_backend` (connection opened now)."""
+    if settings.warehouse_backend == "postgres":
+        return PostgresWarehouse(settings.postgres_conninfo())
+    return DuckDBWarehouse(settings.warehouse_path)

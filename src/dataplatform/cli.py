@@ -1,0 +1,137 @@
+"""The `dataplatform` command: one verb per stage, plus `run` for the whole pipeline.
+
+Commands are thin: parse, build the settings once, call one function of `pipeline`, print a
+readable summary. Exit codes: 0 ok, 1 failure, 2 a policy said no.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from dataplatform import pipeline, report
+from dataplatform.config import Settings, SettingsError, get_settings
+from dataplatform.deploy.cli import deploy_app
+from dataplatform.registry.cli import model_app
+
+app = typer.Typer(
+    name="dataplatform",
+    help="Data & ML platform for git commit history: ingest → warehouse → dbt → train → registry.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(model_app, name="model", help="Model lifecycle: promote, rollback, history, list.")
+app.add_typer(deploy_app, name="deploy", help="Deployment steps: change window, image tags.")
+console = Console()
+err_console = Console(stderr=True)
+
+SourcesArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Repository paths, clone URLs (https://, git@, file://) or commit dataset files "
+        "(.jsonl / .jsonl.gz). Default for `run`: the sample data shipped in data/commits.",
+        show_default=False,
+    ),
+]
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    settings = ctx.obj
+    if not isinstance(settings, Settings):  # sub-commands invoked directly in tests
+        settings = get_settings()
+        ctx.obj = settings
+    return settings
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    profile: Annotated[
+        str | None, typer.Option(help="Settings profile: dev | staging | prod.")
+    ] = None,
+    home: Annotated[
+        Path | None, typer.Option(help="Home folder of the embedded defaults (DATAPLATFORM_HOME).")
+    ] = None,
+) -> None:
+    overrides: dict[str, object] = {}
+    if profile:
+        overrides["profile"] = profile
+    if home:
+        overrides["home"] = home.resolve()
+    try:
+        ctx.obj = get_settings(**overrides)
+    except SettingsError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {exc}")
+    return typer.Exit(1)
+
+
+@app.command()
+def ingest(ctx: typer.Context, sources: SourcesArg = None) -> None:
+    """Read commit history from SOURCES and land raw Parquet batches in the object store."""
+    settings = _settings(ctx)
+    try:
+        result = pipeline.ingest(settings, sources or [], console=console)
+    except pipeline.PipelineError as exc:
+        raise _fail(exc) from None
+    report.print_ingest(console, result)
+
+
+@app.command()
+def load(ctx: typer.Context) -> None:
+    """Load every raw batch not yet in the warehouse into `raw.commits` (idempotent)."""
+    settings = _settings(ctx)
+    try:
+        result = pipeline.load(settings, console=console)
+    except pipeline.PipelineError as exc:
+        raise _fail(exc) from None
+    report.print_load(console, result)
+
+
+@app.command()
+def transform(ctx: typer.Context) -> None:
+    """Build the dbt project (staging → intermediate → analytics marts) and run its tests."""
+    settings = _settings(ctx)
+    try:
+        result = pipeline.transform(settings, console=console)
+    except pipeline.PipelineError as exc:
+        raise _fail(exc) from None
+    report.print_transform(console, result)
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Option(help="Model spec to train.")] = "commit-classifier",
+) -> None:
+    """Train a model spec on the feature mart, log it to MLflow and register a version."""
+    settings = _settings(ctx)
+    try:
+        result = pipeline.train(settings, model, console=console)
+    except pipeline.PipelineError as exc:
+        raise _fail(exc) from None
+    report.print_train(console, result)
+
+
+@app.command()
+def run(ctx: typer.Context, sources: SourcesArg = None) -> None:
+    """Run the whole pipeline: ingest → load → transform → train → register, then summarise."""
+    settings = _settings(ctx)
+    try:
+        result = pipeline.run(settings, sources or [], console=console)
+    except pipeline.PipelineError as exc:
+        raise _fail(exc) from None
+    report.print_run(console, result, settings)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,211 @@
+"""One settings object for the whole platform.
+
+`Settings` is built once by an entry point (`get_settings()`) and passed down; nothing here does
+work at import. Profiles:
+
+* ``dev`` (default): embedded — DuckDB file, local object-store folder, MLflow on SQLite with local
+  artifacts, all under ``DATAPLATFORM_HOME``.
+* ``staging`` / ``prod``: servers (PostgreSQL, S3, MLflow server); placeholder secrets are refused.
+
+Secrets are ``SecretStr``: they come from ``DATAPLATFORM_*`` env vars or from files in a mounted
+folder (``DATAPLATFORM_SECRETS_DIR``, one file per secret named like the env var), and never
+appear in ``repr``, logs or error messages.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+from urllib.parse import quote
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Profile = Literal["dev", "staging", "prod"]
+WarehouseBackend = Literal["duckdb", "postgres"]
+SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+
+# Values that mark a secret as "not set for real". Refused outside the dev profile.
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "changeme", "change-me", "changethis", "password", "secret", "dev-only-not-a-secret"}
+)
+DEV_PLACEHOLDER = "dev-only-not-a-secret"  # noqa: S105 - a marker, refused outside dev
+
+SECRET_FIELDS = (
+    "pii_hash_key",
+    "postgres_password",
+    "s3_secret_access_key",
+    "admin_token",
+    "slack_webhook_url",
+)
+
+
+class SettingsError(ValueError):
+    """Settings are invalid; the message names fields, never secret values."""
+
+
+class Settings(BaseSettings):
+    """Every knob of the platform. Derived paths live under `home` unless set explicitly."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DATAPLATFORM_",
+        extra="ignore",
+        case_sensitive=False,
+        validate_default=True,
+    )
+
+    profile: Profile = "dev"
+    home: Path = Field(default_factory=lambda: Path.cwd() / ".dataplatform")
+
+    # --- warehouse -------------------------------------------------------------------------
+    warehouse_backend: WarehouseBackend = "duckdb"
+    duckdb_path: Path | None = None
+    postgres_host: str = "localhost"
+    postgres_port: int = 5432
+    postgres_db: str = "dataplatform"
+    postgres_user: str = "pipeline_service"
+    postgres_password: SecretStr = SecretStr(DEV_PLACEHOLDER)
+    postgres_sslmode: SslMode = "prefer"  # the prod profile requires verify-full (design 3.2)
+    postgres_sslrootcert: Path | None = None
+
+    # --- object store ----------------------------------------------------------------------
+    # A local folder (default: <home>/objects) or an s3://bucket/prefix URI.
+    object_store_uri: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr = SecretStr(DEV_PLACEHOLDER)
+
+    # --- MLflow ----------------------------------------------------------------------------
+    mlflow_tracking_uri: str | None = None
+    mlflow_artifact_uri: str | None = None
+    mlflow_experiment: str = "commit-classifier"
+
+    # --- ingestion -------------------------------------------------------------------------
+    git_cache_dir: Path | None = None
+    ingest_batch_rows: int = Field(default=50_000, ge=1)
+
+    # --- security --------------------------------------------------------------------------
+    # Key of the keyed hash (HMAC-SHA256) that pseudonymises e-mails before they leave `raw`.
+    pii_hash_key: SecretStr = SecretStr(DEV_PLACEHOLDER)
+    admin_token: SecretStr = SecretStr(DEV_PLACEHOLDER)
+    slack_webhook_url: SecretStr | None = None
+
+    # --- paths of project files ------------------------------------------------------------
+    dbt_project_dir: Path = Field(
+        default_factory=lambda: Path(__file__).resolve().parents[2] / "dbt"
+    )
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_outside_dev(self) -> Settings:
+        if self.profile == "dev":
+            return self
+        if (
+            self.profile == "prod"
+            and self.warehouse_backend == "postgres"
+            and self.postgres_sslmode != "verify-full"
+        ):
+            raise ValueError("profile 'prod' requires postgres_sslmode=verify-full (design 3.2)")
+        weak = [name for name in self._required_secrets() if _is_placeholder(getattr(self, name))]
+        if weak:
+            raise ValueError(
+                f"profile {self.profile!r} refuses placeholder secrets; set "
+                + ", ".join(f"DATAPLATFORM_{n.upper()}" for n in weak)
+                + " (env var or a file in DATAPLATFORM_SECRETS_DIR)"
+            )
+        return self
+
+    def _required_secrets(self) -> list[str]:
+        names = ["pii_hash_key", "admin_token"]
+        if self.warehouse_backend == "postgres":
+            names.append("postgres_password")
+        if self.object_store_uri and self.object_store_uri.startswith("s3://"):
+            names.append("s3_secret_access_key")
+        return names
+
+    # --- derived locations -----------------------------------------------------------------
+    @property
+    def warehouse_path(self) -> Path:
+        """DuckDB file used by the `duckdb` backend."""
+        return self.duckdb_path or self.home / "warehouse.duckdb"
+
+    @property
+    def object_store(self) -> str:
+        """Object store root: an s3:// URI or an absolute local folder."""
+        return self.object_store_uri or str(self.home / "objects")
+
+    @property
+    def tracking_uri(self) -> str:
+        """MLflow tracking URI (SQLite under `home` by default)."""
+        return self.mlflow_tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
+
+    @property
+    def artifact_uri(self) -> str:
+        """Default artifact root for new MLflow experiments."""
+        return self.mlflow_artifact_uri or (self.home / "mlartifacts").as_uri()
+
+    @property
+    def git_cache(self) -> Path:
+        """Where clone URLs are cloned and fetched incrementally."""
+        return self.git_cache_dir or self.home / "git-cache"
+
+    @property
+    def reports_dir(self) -> Path:
+        """Folder for HTML reports and other human-facing outputs."""
+        return self.home / "reports"
+
+    def postgres_conninfo(self, *, user: str | None = None, password: str | None = None) -> str:
+        """libpq connection string; contains the password, so never log it."""
+        pw = password if password is not None else self.postgres_password.get_secret_value()
+        parts = {
+            "host": self.postgres_host,
+            "port": str(self.postgres_port),
+            "dbname": self.postgres_db,
+            "user": user or self.postgres_user,
+            "password": pw,
+            "sslmode": self.postgres_sslmode,
+        }
+        if self.postgres_sslrootcert:
+            parts["sslrootcert"] = str(self.postgres_sslrootcert)
+        return " ".join(f"{k}='{_libpq_quote(v)}'" for k, v in parts.items() if v)
+
+    def postgres_sqlalchemy_url(self) -> str:
+        """SQLAlchemy URL (psycopg 3 driver); contains the password, so never log it."""
+        pw = quote(self.postgres_password.get_secret_value(), safe="")
+        return (
+            f"postgresql+psycopg://{quote(self.postgres_user, safe='')}:{pw}@"
+            f"{self.postgres_host}:{self.postgres_port}/{self.postgres_db}"
+            f"?sslmode={self.postgres_sslmode}"
+        )
+
+
+def _is_placeholder(value: SecretStr | None) -> bool:
+    return value is None or value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS
+
+
+def _libpq_quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Build the settings from env vars, mounted secret files and `overrides`.
+
+    Raises `SettingsError` with a message that names fields but never echoes secret values.
+    """
+    secrets_dir = os.environ.get("DATAPLATFORM_SECRETS_DIR")
+    kwargs: dict[str, object] = dict(overrides)
+    if secrets_dir:
+        kwargs["_secrets_dir"] = secrets_dir
+    try:
+        return Settings(**kwargs)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc = ".".join(str(p) for p in err["loc"]) or "settings"
+        lines.append(f"{loc}: {err['msg']}")
+    return "invalid settings: " + "; ".join(lines)

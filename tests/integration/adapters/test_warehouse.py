@@ -1,0 +1,98 @@
+"""Warehouse adapters against real DuckDB and PostgreSQL: SQL helpers, lifecycle, settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from dataplatform.adapters.warehouse import (
+    DuckDBWarehouse,
+    PostgresWarehouse,
+    Warehouse,
+    open_warehouse,
+)
+from dataplatform.config import Settings
+
+
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    if request.param == "duckdb":
+        return Settings(home=tmp_path, warehouse_backend="duckdb")
+    db: dict[str, Any] = request.getfixturevalue("pg_db")
+    return Settings(
+        home=tmp_path,
+        warehouse_backend="postgres",
+        postgres_host=db["host"],
+        postgres_port=db["port"],
+        postgres_db=db["dbname"],
+        postgres_user=db["user"],
+        postgres_password=db["password"],
+        postgres_sslmode="disable",
+    )
+
+
+@pytest.fixture
+def warehouse(settings: Settings) -> Iterator[Warehouse]:
+    with open_warehouse(settings) as wh:
+        yield wh
+
+
+def test_open_warehouse_picks_the_backend(settings: Settings, warehouse: Warehouse) -> None:
+    expected = PostgresWarehouse if settings.warehouse_backend == "postgres" else DuckDBWarehouse
+    assert isinstance(warehouse, expected)
+    assert isinstance(warehouse, Warehouse)
+    assert warehouse.backend == settings.warehouse_backend
+
+
+def test_ensure_raw_schema_is_idempotent(warehouse: Warehouse) -> None:
+    warehouse.ensure_raw_schema()
+    warehouse.ensure_raw_schema()
+    assert warehouse.table_row_counts() == {
+        "raw.commit_quarantine": 0,
+        "raw.commits": 0,
+        "raw.ingest_batches": 0,
+    }
+    assert warehouse.loaded_batch_ids() == set()
+
+
+def test_execute_query_df_and_counts_of_views(warehouse: Warehouse) -> None:
+    warehouse.ensure_raw_schema()
+    warehouse.execute("CREATE TABLE analytics.t (id INTEGER, label TEXT)")
+    warehouse.execute("INSERT INTO analytics.t VALUES (?, ?), (?, ?)", [1, "a?%", 2, "b"])
+    warehouse.execute("CREATE VIEW analytics.v AS SELECT * FROM analytics.t WHERE id > 1")
+    frame = warehouse.query_df(
+        "SELECT id, label, '?' AS q FROM analytics.t WHERE label LIKE ? ORDER BY id", ["%"]
+    )
+    assert frame.to_dict("records") == [
+        {"id": 1, "label": "a?%", "q": "?"},
+        {"id": 2, "label": "b", "q": "?"},
+    ]
+    assert warehouse.query_df("SELECT count(*) AS n FROM analytics.t")["n"].tolist() == [2]
+    counts = warehouse.table_row_counts()
+    assert counts["analytics.t"] == 2
+    assert counts["analytics.v"] == 1
+    assert set(warehouse.table_row_counts(("analytics",))) == {"analytics.t", "analytics.v"}
+    empty = warehouse.query_df("SELECT id FROM analytics.t WHERE id > ?", [99])
+    assert list(empty.columns) == ["id"]
+    assert empty.empty
+
+
+def test_closed_warehouse_refuses_work(warehouse: Warehouse) -> None:
+    warehouse.close()
+    warehouse.close()  # twice is fine
+    with pytest.raises(RuntimeError, match="closed"):
+        warehouse.query_df("SELECT 1")
+
+
+def test_duckdb_file_is_free_for_dbt_after_close(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "w.duckdb"
+    with DuckDBWarehouse(path) as wh:
+        wh.ensure_raw_schema()
+    # another process/connection (dbt) can now open it read-write
+    con = duckdb.connect(str(path))
+    assert con.execute("SELECT count(*) FROM raw.commits").fetchone() == (0,)
+    con.close()

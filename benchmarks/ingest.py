@@ -40,9 +40,7 @@ REPO_NAME = "bench/replayed-histories"
 
 def _git_log_baseline(repo: Path) -> float:
     started = time.perf_counter()
-    subprocess.run(
-        ["git", "log", "--numstat"], cwd=repo, stdout=subprocess.DEVNULL, check=True
-    )
+    subprocess.run(["git", "log", "--numstat"], cwd=repo, stdout=subprocess.DEVNULL, check=True)
     return time.perf_counter() - started
 
 

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh machine: virtual environment and packages, a throwaway
-# PostgreSQL cluster from the machine's own binaries, lint and type checks, then pytest with the
-# coverage gate (>= 70 %, design gate 1). Everything it starts is stopped on exit.
+# The whole test suite on a fresh machine: virtual environment and packages, the offline deploy
+# linters (.venv-tools), promtool, a throwaway PostgreSQL cluster from the machine's own
+# binaries, lint, types and security scans, then pytest with the coverage gate (>= 70 %, design
+# gate 1). The tests start their own S3 (SeaweedFS) and MLflow servers and API processes.
+# Everything started here is stopped on exit.
 # Extra arguments go to pytest (e.g. scripts/test.sh tests/unit -x).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh
-if [ -x scripts/deploy-tools.sh ]; then ./scripts/deploy-tools.sh; fi
+./scripts/deploy-tools.sh
+PROMTOOL=$(./scripts/promtool.sh)
+export PROMTOOL
 
 work=$(mktemp -d /tmp/dataplatform-test.XXXXXX)
 cleanup() {
@@ -23,6 +27,9 @@ echo "==> lint (ruff) and types (mypy)"
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/ruff format --check src tests benchmarks
 .venv/bin/mypy
+
+echo "==> security scans (bandit, detect-secrets)"
+./scripts/security-scan.sh
 
 echo "==> tests"
 export MPLBACKEND=Agg

@@ -15,7 +15,11 @@ from rich.console import Console
 from dataplatform import pipeline, report
 from dataplatform.config import Settings, SettingsError, get_settings
 from dataplatform.deploy.cli import deploy_app
+from dataplatform.monitor.cli import make_monitor_command
 from dataplatform.registry.cli import model_app
+from dataplatform.security.cli import db_app, secrets_app
+from dataplatform.serve.cli import serve
+from dataplatform.workers.cli import worker_app
 
 app = typer.Typer(
     name="dataplatform",
@@ -121,6 +125,24 @@ def train(
     report.print_train(console, result)
 
 
+@app.command("predict-batch")
+def predict_batch(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Option(help="Registered model name.")] = "commit-classifier",
+    alias: Annotated[str, typer.Option(help="Alias of the version that scores.")] = "production",
+) -> None:
+    """Score the commits the ALIAS version has not scored yet into analytics.commit_predictions."""
+    settings = _settings(ctx)
+    try:
+        result = pipeline.predict(settings, model, alias, console=console)
+    except pipeline.NoModelToScore as exc:
+        err_console.print(f"[yellow]nothing to do:[/yellow] {exc}")
+        raise typer.Exit(2) from None
+    except pipeline.PipelineError as exc:
+        raise _fail(exc) from None
+    report.print_scoring(console, result)
+
+
 @app.command()
 def run(ctx: typer.Context, sources: SourcesArg = None) -> None:
     """Run the whole pipeline: ingest → load → transform → train → register, then summarise."""
@@ -130,6 +152,33 @@ def run(ctx: typer.Context, sources: SourcesArg = None) -> None:
     except pipeline.PipelineError as exc:
         raise _fail(exc) from None
     report.print_run(console, result, settings)
+
+
+@app.command("load-labels")
+def load_labels(
+    ctx: typer.Context,
+    labels_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder of labelled commit CSVs (default: DATAPLATFORM_LABELS_DIR)."),
+    ] = None,
+) -> None:
+    """Load human-labelled commits (CSV) into raw.commit_labels (idempotent per file)."""
+    settings = _settings(ctx)
+    try:
+        result = pipeline.load_labels_stage(settings, labels_dir)
+    except pipeline.PipelineError as exc:
+        raise _fail(exc) from None
+    console.print(
+        f"{result.rows_written:,} labelled rows written from {len(result.files)} file(s) in "
+        f"{result.labels_dir} ({len(result.rejected)} rows rejected with a reason)"
+    )
+
+
+app.command("monitor")(make_monitor_command(pipeline.monitor_deps))
+app.command("serve")(serve)
+app.add_typer(db_app, name="db", help="Database migrations, roles and the security audit.")
+app.add_typer(secrets_app, name="secrets", help="Secret rotation status and rotation.")
+app.add_typer(worker_app, name="worker", help="Scale-out ingestion workers (PostgreSQL).")
 
 
 def main() -> None:

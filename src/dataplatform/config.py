@@ -30,7 +30,7 @@ SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-
 PLACEHOLDER_SECRETS = frozenset(
     {"", "changeme", "change-me", "changethis", "password", "secret", "dev-only-not-a-secret"}
 )
-DEV_PLACEHOLDER = "dev-only-not-a-secret"  # noqa: S105 - a marker, refused outside dev
+DEV_PLACEHOLDER = "dev-only-not-a-secret"
 
 SECRET_FIELDS = (
     "pii_hash_key",
@@ -91,8 +91,34 @@ class Settings(BaseSettings):
     pii_hash_key: SecretStr = SecretStr(DEV_PLACEHOLDER)
     admin_token: SecretStr = SecretStr(DEV_PLACEHOLDER)
     slack_webhook_url: SecretStr | None = None
+    # Row-level security: repository (owner/name) -> department; unmapped repos are visible to
+    # no department (fail closed). Env: DATAPLATFORM_REPO_DEPARTMENTS='{"encode/httpx": "web"}'.
+    repo_departments: dict[str, str] = Field(default_factory=dict)
+    # Bootstrap admin for `db migrate` / `secrets rotate` only (unset: postgres_user/_password).
+    postgres_admin_user: str | None = None
+    postgres_admin_password: SecretStr | None = None
+    rotation_policy_path: Path = Field(
+        default_factory=lambda: (
+            Path(__file__).resolve().parents[2] / "config" / "rotation-policy.yaml"
+        )
+    )
+    rotation_state_path: Path | None = None  # default: <home>/secrets/rotation-state.json
+
+    # --- monitoring ------------------------------------------------------------------------
+    # Recent window the monitor checks: the latest N commits of the feature mart (by
+    # committed_at), optionally only those of the last N days.
+    monitor_window_rows: int = Field(default=2_000, ge=50)
+    monitor_window_days: int | None = Field(default=None, ge=1)
+    # k-of-n rule: a level (alert, critical) holds when k of the last n monitor windows of the
+    # same model version reached it; one noisy window never flips the verdict.
+    monitor_confirm_windows: int = Field(default=2, ge=1)
+    monitor_history_windows: int = Field(default=3, ge=1)
 
     # --- paths of project files ------------------------------------------------------------
+    # Folder of human-labelled commit CSVs (not shipped: licences); enables corrective-classifier.
+    labels_dir: Path | None = None
+    # The one threshold file of gates and monitors (None: config/thresholds.yaml of the project).
+    thresholds_path: Path | None = None
     dbt_project_dir: Path = Field(
         default_factory=lambda: Path(__file__).resolve().parents[2] / "dbt"
     )
@@ -143,7 +169,11 @@ class Settings(BaseSettings):
     @property
     def artifact_uri(self) -> str:
         """Default artifact root for new MLflow experiments."""
-        return self.mlflow_artifact_uri or (self.home / "mlartifacts").as_uri()
+        if self.mlflow_artifact_uri:
+            return self.mlflow_artifact_uri
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return "mlflow-artifacts:/"  # proxied by the tracking server (--serve-artifacts)
+        return (self.home / "mlartifacts").as_uri()
 
     @property
     def git_cache(self) -> Path:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,30 @@ from dataplatform.config import Settings
 from dataplatform.contracts import BatchManifest, CommitRecord, QuarantinedRecord, Watermark
 from dataplatform.ingest.errors import SourceError
 from dataplatform.ingest.sources import Source, resolve_source
-from dataplatform.registry.lifecycle import PromotionOutcome, open_lifecycle
+from dataplatform.labels import (
+    LabelLoadResult,
+    LabelsError,
+    RepositoryMonthCcp,
+    load_labels,
+    repository_monthly_ccp,
+    resolve_labels_dir,
+)
+from dataplatform.labels.ccp import CcpUnavailable
+from dataplatform.monitor.quality import QualityReport, check_feature_mart, check_ingest_batches
+from dataplatform.monitor.runner import MonitorDeps
+from dataplatform.monitor.store import ensure_tables as ensure_monitoring_tables
+from dataplatform.monitor.store import write_checks
+from dataplatform.registry.lifecycle import PromotionOutcome, RollbackOutcome, open_lifecycle
 from dataplatform.registry.register import RegisteredVersion, find_version, register_model
 from dataplatform.registry.semver import assign_semver
+from dataplatform.registry.thresholds import load_thresholds
+from dataplatform.serve.batch import (
+    BatchInferenceError,
+    BatchScoreResult,
+    NoModelForAlias,
+    ensure_predictions_table,
+    predict_batch,
+)
 from dataplatform.store.batches import BatchWriter, latest_watermarks
 from dataplatform.store.loader import ChecksumMismatchError, LoadSummary, load_pending
 from dataplatform.train.lineage import Lineage
@@ -51,6 +73,10 @@ UNKNOWN_REPO = "unknown/unknown"  # partition for quarantined lines that name no
 
 class PipelineError(RuntimeError):
     """A stage failed; the message says which and why (never with secret values)."""
+
+
+class NoModelToScore(PipelineError):
+    """No version holds the alias that batch scoring asked for."""
 
 
 # --- results ---------------------------------------------------------------------------------
@@ -112,11 +138,15 @@ class RunResult:
     ingest: IngestResult
     load: LoadResult
     transform: DbtResult
-    train: TrainOutcome
+    models: list[TrainOutcome]
     row_counts: dict[str, int]
     mlflow_ui: str
     seconds: float
-    extra: dict[str, Any] = field(default_factory=dict)
+    labels: LabelLoadResult | None = None
+    scorings: list[BatchScoreResult] = field(default_factory=list)
+    quality: list[QualityReport] = field(default_factory=list)
+    ccp: list[RepositoryMonthCcp] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 # --- progress --------------------------------------------------------------------------------
@@ -245,6 +275,9 @@ def load(settings: Settings, *, console: Console | None = None) -> LoadResult:
 
 def transform(settings: Settings, *, console: Console | None = None) -> DbtResult:
     """Build and test the dbt project on the configured warehouse."""
+    with _open(settings) as warehouse:
+        # dbt reads the predictions tables as a source before any model has scored.
+        ensure_predictions_table(warehouse)
     with _progress(console) as progress:
         progress.add_task("dbt build (staging → intermediate → marts, with tests)", total=None)
         try:
@@ -272,7 +305,7 @@ def train(
     if spec is None:
         raise PipelineError(f"unknown model {spec_name!r}; known: {', '.join(sorted(MODEL_SPECS))}")
     with _open(settings) as warehouse:
-        frame = warehouse.query_df(f"SELECT * FROM {spec.training_mart}")  # noqa: S608 - spec constant
+        frame = warehouse.query_df(f"SELECT * FROM {spec.training_mart}")
     if frame.empty:
         raise PipelineError(f"{spec.training_mart} is empty: run ingest, load and transform first")
     lineage = Lineage.from_git(PROJECT_DIR)
@@ -317,7 +350,7 @@ def train(
         semver=semver,
     )
     if promote_to_staging:
-        with open_lifecycle(settings) as lifecycle:
+        with open_lifecycle(settings, thresholds_path=settings.thresholds_path) as lifecycle:
             outcome.staging = lifecycle.promote(
                 spec.name,
                 str(registered.version),
@@ -361,23 +394,123 @@ def _outcome_from_run(
     )
 
 
+def predict(
+    settings: Settings,
+    model_name: str = "commit-classifier",
+    alias: str = "production",
+    *,
+    console: Console | None = None,
+) -> BatchScoreResult:
+    """Score every commit the `alias` version of `model_name` has not scored yet."""
+    with _open(settings) as warehouse, _progress(console) as progress:
+        task = progress.add_task(f"batch scoring with {model_name}@{alias}", total=None)
+        try:
+            spec = MODEL_SPECS.get(model_name)
+            return predict_batch(
+                settings,
+                warehouse,
+                model_name=model_name,
+                alias=alias,
+                source_table=spec.score_from if spec else None,
+                progress=lambda msg: progress.update(task, description=msg),
+            )
+        except NoModelForAlias as exc:
+            raise NoModelToScore(str(exc)) from None
+        except BatchInferenceError as exc:
+            raise PipelineError(str(exc)) from None
+
+
+def check_quality(
+    settings: Settings, batch_ids: Sequence[str], *, feature_mart: bool
+) -> list[QualityReport]:
+    """Data quality of new raw batches and (when it changed) the feature mart, stored in
+    `monitoring.checks` under a run id of its own. Nothing new → nothing checked or written."""
+    with _open(settings) as warehouse:
+        reports = check_ingest_batches(warehouse, batch_ids) if batch_ids else []
+        if feature_mart:
+            reports.append(check_feature_mart(warehouse))
+        if reports:
+            now = datetime.now(UTC)
+            ensure_monitoring_tables(warehouse)
+            run_id = f"quality-{now:%Y%m%dT%H%M%S%fZ}"
+            checks = [c for r in reports for c in r.checks(prefix=f"quality:{r.dataset}")]
+            write_checks(warehouse, run_id, checks, checked_at=now)
+    return reports
+
+
+def monitor_deps(settings: Settings, model_name: str) -> MonitorDeps:
+    """What the monitor needs from the registry: thresholds, the promotion floor, rollback."""
+    thresholds = load_thresholds(settings.thresholds_path).for_model(model_name)
+
+    def rollback(name: str, reason: str) -> RollbackOutcome:
+        with open_lifecycle(settings, thresholds_path=settings.thresholds_path) as lifecycle:
+            return lifecycle.rollback(name, reason=reason, actor="monitor")
+
+    return MonitorDeps(
+        thresholds=thresholds.monitoring, f1_floor=thresholds.gates.min_f1, rollback=rollback
+    )
+
+
+def load_labels_stage(settings: Settings, labels_dir: Path | None = None) -> LabelLoadResult:
+    """Load the human-labelled commit CSVs of `labels_dir` (or settings) into raw.commit_labels."""
+    try:
+        folder = resolve_labels_dir(labels_dir, settings)
+        with _open(settings) as warehouse:
+            return load_labels(warehouse, folder)
+    except LabelsError as exc:
+        raise PipelineError(str(exc)) from None
+
+
 def run(settings: Settings, specs: Sequence[str], *, console: Console | None = None) -> RunResult:
-    """The whole pipeline on `specs` (default: the shipped sample data)."""
+    """The whole pipeline on `specs` (default: the shipped sample data).
+
+    Trains `commit-classifier` always and `corrective-classifier` when labels are configured;
+    batch-scores with every model that has a production version; summarises the corrective
+    commit probability (CCP) per repository and month once one has scored.
+    """
     started = time.perf_counter()
     ingested = ingest(settings, list(specs) or default_sources(), console=console)
     loaded = load(settings, console=console)
+    labels = load_labels_stage(settings) if settings.labels_dir else None
     built = transform(settings, console=console)
-    trained = train(settings, "commit-classifier", console=console, reuse_unchanged=True)
+    new_batches = [m.batch_id for src in ingested.sources for m in src.batches]
+    quality = check_quality(settings, new_batches, feature_mart=loaded.summary.rows_inserted > 0)
+    models = [train(settings, "commit-classifier", console=console, reuse_unchanged=True)]
+    if labels is not None:
+        models.append(
+            train(settings, "corrective-classifier", console=console, reuse_unchanged=True)
+        )
+    notes: list[str] = []
+    scorings = []
+    for model in models:
+        try:
+            scorings.append(predict(settings, model.spec_name, "production", console=console))
+        except NoModelToScore:
+            notes.append(
+                f"no production version of {model.spec_name} yet, so no batch scoring: promote "
+                f"one with `dataplatform model promote {model.spec_name} "
+                f"{model.registered.version} --to production --approve --approver NAME "
+                "--reason TEXT`"
+            )
     with _open(settings) as warehouse:
         counts = warehouse.table_row_counts(("raw", "analytics"))
+        try:
+            ccp = repository_monthly_ccp(warehouse)
+        except CcpUnavailable:
+            ccp = []
     return RunResult(
         ingest=ingested,
         load=loaded,
         transform=built,
-        train=trained,
+        models=models,
         row_counts=counts,
         mlflow_ui=mlflow_ui_command(settings),
         seconds=time.perf_counter() - started,
+        labels=labels,
+        scorings=scorings,
+        quality=quality,
+        ccp=ccp,
+        notes=notes,
     )
 
 

@@ -11,7 +11,9 @@ from rich.table import Table
 from dataplatform.config import Settings
 
 if TYPE_CHECKING:
+    from dataplatform.labels import RepositoryMonthCcp
     from dataplatform.pipeline import IngestResult, LoadResult, RunResult, TrainOutcome
+    from dataplatform.serve.batch import BatchScoreResult
     from dataplatform.transform.dbt_runner import DbtResult
 
 METRICS = ("f1_score", "accuracy", "precision", "recall")
@@ -27,7 +29,9 @@ def print_ingest(console: Console, result: IngestResult) -> None:
     """Rows and quarantined records per source, and the batches written."""
     table = Table(title="Ingest", title_justify="left")
     for col in ("source", "kind", "rows", "quarantined", "batches"):
-        table.add_column(col, justify="right" if col in {"rows", "quarantined", "batches"} else "left")
+        table.add_column(
+            col, justify="right" if col in {"rows", "quarantined", "batches"} else "left"
+        )
     for s in result.sources:
         table.add_row(s.source, s.kind, f"{s.rows:,}", f"{s.quarantined:,}", str(len(s.batches)))
     console.print(table)
@@ -54,7 +58,7 @@ def print_transform(console: Console, result: DbtResult) -> None:
 
 def _metrics_table(r: TrainOutcome) -> Table:
     table = Table(
-        title=f"{r.spec_name}: test set of {r.n_test:,} commits (committed from {r.cutoff})",
+        title=f"{r.spec_name}: test set of {r.n_test:,} commits (split: {r.cutoff})",
         title_justify="left",
     )
     table.add_column("metric")
@@ -72,7 +76,8 @@ def _metrics_table(r: TrainOutcome) -> Table:
 def print_train(console: Console, outcome: TrainOutcome) -> None:
     """Model version, metrics next to the rule baseline, where to look further."""
     console.print(_metrics_table(outcome))
-    console.print("[dim]f1 n/a: no merge commits in that repository's test window[/dim]")
+    if any(math.isnan(v) for v in outcome.per_repo_f1.values()):
+        console.print("[dim]f1 n/a: no positive commit in that repository's test window[/dim]")
     reg = outcome.registered
     state = (
         "unchanged data and code: reusing"
@@ -87,6 +92,38 @@ def print_train(console: Console, outcome: TrainOutcome) -> None:
         st = outcome.staging
         gates = "; ".join(g.line() for g in st.gate_results)
         console.print(f"staging gates: {st.status} ({st.label}) — {gates}")
+
+
+def print_scoring(console: Console, result: BatchScoreResult) -> None:
+    """Rows scored by a batch run and the version that scored them."""
+    console.print(
+        f"[bold]predict[/bold]    {result.rows_scored:,} commits scored by {result.model_name} "
+        f"version {result.model_version} ({result.label}), {result.rows_already_scored:,} "
+        f"already scored — batch {result.batch_id} into analytics.commit_predictions"
+    )
+
+
+def print_ccp(console: Console, rows: list[RepositoryMonthCcp], months: int = 6) -> None:
+    """Corrective commit probability per repository: the latest `months` scored months."""
+    table = Table(
+        title="corrective commit probability (share of non-merge commits that fix bugs)",
+        title_justify="left",
+    )
+    for col in ("repository", "month", "commits", "corrective", "CCP"):
+        table.add_column(col, justify="left" if col in {"repository", "month"} else "right")
+    by_repo: dict[str, list[RepositoryMonthCcp]] = {}
+    for row in rows:
+        by_repo.setdefault(row.repo, []).append(row)
+    for repo, repo_rows in sorted(by_repo.items()):
+        for row in sorted(repo_rows, key=lambda r: r.month)[-months:]:
+            table.add_row(
+                repo,
+                f"{row.month:%Y-%m}",
+                f"{row.scored_commit_count:,}",
+                f"{row.corrective_commit_count:,}",
+                _fmt(row.ccp),
+            )
+    console.print(table)
 
 
 def print_run(console: Console, result: RunResult, settings: Settings) -> None:
@@ -106,14 +143,36 @@ def print_run(console: Console, result: RunResult, settings: Settings) -> None:
         f"[bold]transform[/bold]  {t.models_built} dbt models built, {t.tests_passed} tests "
         f"passed, {t.tests_failed} failed"
     )
+    if result.quality:
+        alerts = [r for r in result.quality if r.severity != "ok"]
+        console.print(
+            f"[bold]quality[/bold]    {len(result.quality)} dataset(s) checked (null rates, schema "
+            f"violations; alert above 1 %): "
+            + (
+                "all ok"
+                if not alerts
+                else "[red]" + ", ".join(r.dataset for r in alerts) + "[/red]"
+            )
+        )
     counts = Table(title="warehouse tables", title_justify="left")
     counts.add_column("table")
     counts.add_column("rows", justify="right")
     for name in sorted(result.row_counts):
         counts.add_row(name, f"{result.row_counts[name]:,}")
     console.print(counts)
-    print_train(console, result.train)
-    for line in result.extra.get("lines", []):
-        console.print(line)
+    if result.labels is not None:
+        lab = result.labels
+        console.print(
+            f"[bold]labels[/bold]     {lab.rows_written:,} labelled rows written to "
+            f"raw.commit_labels from {len(lab.files)} file(s) in {lab.labels_dir}"
+        )
+    for model in result.models:
+        print_train(console, model)
+    for scoring in result.scorings:
+        print_scoring(console, scoring)
+    if result.ccp:
+        print_ccp(console, result.ccp)
+    for note in result.notes:
+        console.print(f"[yellow]note[/yellow] {note}")
     console.print(f"finished in {result.seconds:.1f}s; results under {settings.home}")
     console.print(f"open the MLflow UI on these results:\n  [bold]{result.mlflow_ui}[/bold]")

@@ -62,4 +62,29 @@ RAW_SCHEMA_DDL: tuple[str, ...] = (
         loaded_at         TIMESTAMPTZ NOT NULL
     )
     """,
+    # Human labels of commits (dataplatform.labels): one row per labelled row of a label file.
+    # `commit_sha` and/or `message` identify the commit; label columns are NULL when the file
+    # does not label that concept. Re-loading a file replaces its rows (same label_id).
+    """
+    CREATE TABLE IF NOT EXISTS raw.commit_labels (
+        label_id              TEXT PRIMARY KEY,
+        dataset               TEXT NOT NULL,
+        source_file           TEXT NOT NULL,
+        source_row            INTEGER NOT NULL,
+        file_sha256           TEXT NOT NULL,
+        labelling_protocol    TEXT NOT NULL,
+        split                 TEXT NOT NULL,
+        repo                  TEXT,
+        commit_sha            TEXT,
+        message               TEXT,
+        is_corrective         BOOLEAN,
+        is_adaptive           BOOLEAN,
+        is_perfective         BOOLEAN,
+        is_refactor           BOOLEAN,
+        maintenance_activity  TEXT,
+        project               TEXT,
+        annotator_comment     TEXT,
+        loaded_at             TIMESTAMPTZ NOT NULL
+    )
+    """,
 )

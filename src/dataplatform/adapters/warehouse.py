@@ -15,7 +15,8 @@ import hashlib
 import hmac
 import io
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -163,18 +164,31 @@ def _quote_ident(name: str) -> str:
 
 
 # --- DuckDB --------------------------------------------------------------------------------
+def _connect_duckdb(path: str, lock_wait_s: float) -> duckdb.DuckDBPyConnection:
+    """Connect, waiting up to `lock_wait_s` while another process holds the file's lock
+    (DuckDB allows one writing process; the API and the CLI take turns briefly)."""
+    import duckdb
+
+    deadline = time.monotonic() + lock_wait_s
+    while True:
+        try:
+            return duckdb.connect(path)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 class DuckDBWarehouse:
     """Warehouse in a DuckDB file. Close it before dbt (or anything else) opens the file."""
 
     backend = "duckdb"
 
-    def __init__(self, path: str | Path) -> None:
-        import duckdb
-
+    def __init__(self, path: str | Path, *, lock_wait_s: float = 30.0) -> None:
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._con: duckdb.DuckDBPyConnection | None = duckdb.connect(str(path))
+        self._con: duckdb.DuckDBPyConnection | None = _connect_duckdb(str(path), lock_wait_s)
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
@@ -323,6 +337,29 @@ def _csv_bytes(table: pa.Table) -> bytes:
     return buffer.getvalue()
 
 
+# Rows per CSV chunk sent to COPY: the server parses one chunk while the next is encoded.
+_COPY_CHUNK_ROWS = 8192
+
+
+def _csv_chunks(table: pa.Table) -> Iterator[bytes]:
+    """`_csv_bytes` of `table` in slices of `_COPY_CHUNK_ROWS` rows."""
+    for start in range(0, table.num_rows, _COPY_CHUNK_ROWS):
+        yield _csv_bytes(table.slice(start, _COPY_CHUNK_ROWS))
+
+
+def _pg_direct_table(staged: pa.Table, batch_id: str, loaded_at: datetime) -> pa.Table:
+    """`staged` as raw.commits stores it, for COPY straight into the table: parent_shas as a
+    ``{sha,sha}`` array literal (hex SHAs need no quoting; [] → {}, null stays null), plus the
+    batch id and load time; sorted by key, so that concurrent loaders lock keys in one order."""
+    joined = pc.binary_join(staged["parent_shas"], ",")
+    literal = pc.binary_join_element_wise("{", joined, "}", "")
+    table = staged.set_column(staged.schema.get_field_index("parent_shas"), "parent_shas", literal)
+    n = table.num_rows
+    table = table.append_column("batch_id", pa.array([batch_id] * n, pa.string()))
+    table = table.append_column("loaded_at", pa.array([loaded_at.isoformat()] * n, pa.string()))
+    return table.sort_by([("repo", "ascending"), ("commit_sha", "ascending")])
+
+
 def _pg_stage_table(staged: pa.Table) -> pa.Table:
     """`staged` with parent_shas as one space-joined text (rebuilt by string_to_array)."""
     # SHAs are hex, so a space never occurs inside one; [] → '' → '{}', null stays null.
@@ -392,8 +429,10 @@ class PostgresWarehouse:
     def load_batch(
         self, manifest: BatchManifest, commits: pa.Table, quarantine: pa.Table, pii_key: bytes
     ) -> LoadResult:
+        from psycopg import errors as psycopg_errors
+
         _check_batch(manifest, commits, quarantine)
-        staged = _pg_stage_table(_with_hashes(commits, pii_key))
+        staged = _with_hashes(commits, pii_key)
         staged_quarantine = quarantine.select(list(QUARANTINE_COLUMNS)).cast(QUARANTINE_SCHEMA)
         loaded_at = datetime.now(UTC)
         conn = self.connection
@@ -403,26 +442,14 @@ class PostgresWarehouse:
             cur.execute("SELECT 1 FROM raw.ingest_batches WHERE batch_id = %s", [manifest.batch_id])
             if cur.fetchone():
                 return LoadResult(0, 0, 0, already_loaded=True)
-            cur.execute(_PG_STAGE_COMMITS)
-            stage_cols = ", ".join(staged.column_names)
-            with cur.copy(f"COPY _stage_commits ({stage_cols}) FROM STDIN (FORMAT csv)") as copy:
-                copy.write(_csv_bytes(staged))
-            select = [
-                "string_to_array(parent_shas_text, ' ')" if c == "parent_shas" else c
-                for c in COMMIT_COLUMNS
-            ]
-            insert_cols = ", ".join((*COMMIT_COLUMNS, *HASH_COLUMNS))
-            select_cols = ", ".join((*select, *HASH_COLUMNS))
-            cur.execute(
-                f"""
-                INSERT INTO raw.commits ({insert_cols}, batch_id, loaded_at)
-                SELECT DISTINCT ON (repo, commit_sha) {select_cols}, %s, %s
-                FROM _stage_commits ORDER BY repo, commit_sha
-                ON CONFLICT (repo, commit_sha) DO NOTHING
-                """,
-                [manifest.batch_id, loaded_at],
-            )
-            inserted = max(cur.rowcount, 0)
+            try:
+                # Fast path, the common case of all-new rows: COPY straight into raw.commits in
+                # a savepoint. Any key already there (or twice in the batch) makes it fail, and
+                # the savepoint undoes it; the staged upsert then skips those rows.
+                with conn.transaction():
+                    inserted = self._copy_new_commits(cur, staged, manifest.batch_id, loaded_at)
+            except (psycopg_errors.UniqueViolation, psycopg_errors.DeadlockDetected):
+                inserted = self._upsert_commits(cur, staged, manifest.batch_id, loaded_at)
             self._after_commits_insert(manifest)
             quarantined = 0
             if staged_quarantine.num_rows:
@@ -454,6 +481,46 @@ class PostgresWarehouse:
                 ],
             )
         return LoadResult(inserted, commits.num_rows - inserted, quarantined, already_loaded=False)
+
+    @staticmethod
+    def _copy_new_commits(
+        cur: psycopg.Cursor[Any], staged: pa.Table, batch_id: str, loaded_at: datetime
+    ) -> int:
+        """COPY the batch into raw.commits; raises UniqueViolation if any key exists."""
+        direct = _pg_direct_table(staged, batch_id, loaded_at)
+        cols = ", ".join(direct.column_names)
+        with cur.copy(f"COPY raw.commits ({cols}) FROM STDIN (FORMAT csv)") as copy:
+            for chunk in _csv_chunks(direct):
+                copy.write(chunk)
+        return direct.num_rows
+
+    @staticmethod
+    def _upsert_commits(
+        cur: psycopg.Cursor[Any], staged: pa.Table, batch_id: str, loaded_at: datetime
+    ) -> int:
+        """COPY the batch into a temp table, then insert the rows whose key is new."""
+        stage = _pg_stage_table(staged)
+        cur.execute(_PG_STAGE_COMMITS)
+        stage_cols = ", ".join(stage.column_names)
+        with cur.copy(f"COPY _stage_commits ({stage_cols}) FROM STDIN (FORMAT csv)") as copy:
+            for chunk in _csv_chunks(stage):
+                copy.write(chunk)
+        select = [
+            "string_to_array(parent_shas_text, ' ')" if c == "parent_shas" else c
+            for c in COMMIT_COLUMNS
+        ]
+        insert_cols = ", ".join((*COMMIT_COLUMNS, *HASH_COLUMNS))
+        select_cols = ", ".join((*select, *HASH_COLUMNS))
+        cur.execute(
+            f"""
+            INSERT INTO raw.commits ({insert_cols}, batch_id, loaded_at)
+            SELECT DISTINCT ON (repo, commit_sha) {select_cols}, %s, %s
+            FROM _stage_commits ORDER BY repo, commit_sha
+            ON CONFLICT (repo, commit_sha) DO NOTHING
+            """,
+            [batch_id, loaded_at],
+        )
+        return max(cur.rowcount, 0)
 
     def _after_commits_insert(self, manifest: BatchManifest) -> None:
         """Hook between the commits and quarantine inserts (tests inject crashes here)."""

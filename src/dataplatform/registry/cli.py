@@ -86,7 +86,9 @@ def _run(ctx: typer.Context, action: Any) -> Any:
     try:
         settings = _settings(ctx)
         with open_lifecycle(
-            settings, thresholds_path=ctx.meta.get("dataplatform.thresholds_path")
+            settings,
+            thresholds_path=ctx.meta.get("dataplatform.thresholds_path")
+            or settings.thresholds_path,
         ) as lifecycle:
             return action(lifecycle)
     except PolicyRefused as exc:

@@ -139,6 +139,11 @@ def _regression_gate(f1: float | None, ctx: GateContext, t: GateThresholds) -> G
     )
 
 
+# Serving passes these as text (the commit message, e-mails redacted as in the marts).
+_TEXT_COLUMNS = frozenset({"message"})
+_TEXT_TYPES = frozenset({"string", "str"})
+
+
 def _signature_gate(
     inputs: Mapping[str, str] | None, serving_columns: Sequence[str] | None
 ) -> GateResult:
@@ -152,7 +157,11 @@ def _signature_gate(
         )
     served = set(serving_columns)
     missing = sorted(set(inputs) - served)
-    bad_types = sorted(c for c, typ in inputs.items() if c in served and typ not in _NUMERIC_TYPES)
+    bad_types = sorted(
+        c
+        for c, typ in inputs.items()
+        if c in served and typ not in (_TEXT_TYPES if c in _TEXT_COLUMNS else _NUMERIC_TYPES)
+    )
     if missing or bad_types:
         parts = []
         if missing:

@@ -3,21 +3,10 @@
 Adding a model = one spec: its mart, target, input columns, estimator factory, baseline rule,
 split and gate key. The trainer and the registry are generic over specs.
 
-Sketch of the coming text model (labels data set, corrective-commit classifier)::
-
-    ModelSpec(
-        name="corrective-classifier",
-        target="is_corrective",
-        feature_columns=[],                 # or a few FEATURE_COLUMNS
-        text_column="message",              # the pipeline's ColumnTransformer picks it up
-        estimator_factory=lambda: Pipeline([("text", ColumnTransformer(
-            [("tfidf", TfidfVectorizer(ngram_range=(1, 2), min_df=2), "message")])),
-            ("clf", LogisticRegression(max_iter=2000, class_weight="balanced"))]),
-        baseline=Baseline("message matches the fix/bug keyword regex", keyword_rule),
-        training_mart="analytics.labelled_commits",
-        split=ColumnSplit("split", ("paper_test_random",)),
-        slice_column="source_repo",
-    )
+A second spec, `corrective-classifier`, is a text model on human labels: `text_column="message"`,
+no metadata features, training mart `analytics.labelled_commits`, a `ColumnSplit` on the paper's
+test set, and a `scoring_mart` (all ingested commits) different from its training mart.
+A third model is one more `ModelSpec` here plus a threshold section (docs/models.md).
 """
 
 from __future__ import annotations
@@ -31,8 +20,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from dataplatform.train.features import FEATURE_COLUMNS
-from dataplatform.train.split import SplitStrategy, TimeSplit
+from dataplatform.features import FEATURE_COLUMNS
+from dataplatform.train.split import ColumnSplit, SplitStrategy, TimeSplit
+from dataplatform.train.text import CORRECTIVE_KEYWORDS, corrective_pipeline, keyword_rule
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +54,7 @@ class ModelSpec:
     slice_column: str | None = "repo"  # per-slice F1 (e.g. per repository)
     gate_key: str = ""  # thresholds the lifecycle gates use; defaults to `name`
     description: str = ""
+    scoring_mart: str = ""  # table batch scoring reads; defaults to `training_mart`
 
     @property
     def input_columns(self) -> list[str]:
@@ -74,6 +65,11 @@ class ModelSpec:
     def gate(self) -> str:
         """Key of this model's gate thresholds."""
         return self.gate_key or self.name
+
+    @property
+    def score_from(self) -> str:
+        """Table whose rows batch scoring predicts (labelled marts train, all commits score)."""
+        return self.scoring_mart or self.training_mart
 
 
 def starts_with_merge(frame: pd.DataFrame) -> np.ndarray:
@@ -109,7 +105,32 @@ COMMIT_CLASSIFIER = ModelSpec(
     description="Is this commit a merge commit? Metadata features of analytics.commit_features.",
 )
 
-MODEL_SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (COMMIT_CLASSIFIER,)}
+CORRECTIVE_CLASSIFIER = ModelSpec(
+    name="corrective-classifier",
+    target="is_corrective",
+    feature_columns=[],
+    text_column="message",  # e-mails redacted (dbt email_pattern / train.text.redact_emails)
+    estimator_factory=corrective_pipeline,
+    baseline=Baseline(
+        f"message contains a bug-fix keyword ({', '.join(CORRECTIVE_KEYWORDS)})",
+        keyword_rule,
+        ("message",),
+    ),
+    training_mart="analytics.labelled_commits",
+    # Amit & Feitelson's test set; the mart has already dropped its shas/messages from training.
+    split=ColumnSplit("split", ("paper_test_random",)),
+    slice_column=None,  # ~1,000 repositories with one test commit each: no useful slices
+    gate_key="corrective-classifier",
+    description=(
+        "Is this commit a bug fix (corrective, Amit & Feitelson's protocol)? "
+        "TF-IDF of the message; human labels of analytics.labelled_commits."
+    ),
+    scoring_mart="analytics.commit_features",  # CCP: score every ingested commit
+)
+
+MODEL_SPECS: dict[str, ModelSpec] = {
+    spec.name: spec for spec in (COMMIT_CLASSIFIER, CORRECTIVE_CLASSIFIER)
+}
 
 
 def get_spec(name: str) -> ModelSpec:

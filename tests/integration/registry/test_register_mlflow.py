@@ -10,8 +10,8 @@ import pytest
 
 from dataplatform.adapters.registry import configure_mlflow
 from dataplatform.config import Settings, get_settings
+from dataplatform.features import FEATURE_COLUMNS
 from dataplatform.registry.register import register_model
-from dataplatform.train.features import FEATURE_COLUMNS
 from dataplatform.train.lineage import Lineage
 from dataplatform.train.specs import COMMIT_CLASSIFIER
 from dataplatform.train.trainer import TrainResult, train_model

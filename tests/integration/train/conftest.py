@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dataplatform.train.features import compute_features
+from dataplatform.features import compute_features
 
 # The repository's own copy first (CI), else the shared one; DATAPLATFORM_DATASETS overrides.
 _REPO_COPY = Path(__file__).resolve().parents[3] / "data" / "commits"

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from dataplatform.train.features import FEATURE_COLUMNS
+from dataplatform.features import FEATURE_COLUMNS
 from dataplatform.train.specs import COMMIT_CLASSIFIER, MODEL_SPECS, get_spec, starts_with_merge
 from dataplatform.train.split import TimeSplit
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from dataplatform.config import get_settings
-from dataplatform.train.features import FEATURE_COLUMNS
+from dataplatform.features import FEATURE_COLUMNS
 from dataplatform.train.lineage import Lineage
 from dataplatform.train.specs import COMMIT_CLASSIFIER
 from dataplatform.train.trainer import TrainingDataError, pip_requirements, train_model

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from dataplatform.contracts import CommitRecord
-from dataplatform.train.features import FEATURE_COLUMNS, compute_features, feature_row
+from dataplatform.features import FEATURE_COLUMNS, compute_features, feature_row
 
 T0 = datetime(2024, 1, 1, 20, 0, tzinfo=UTC)  # a Monday
 
@@ -193,3 +193,19 @@ def test_missing_and_null_inputs_are_refused_by_name() -> None:
         compute_features(frame)
     with pytest.raises(ValueError, match="message"):
         compute_features([commit(message=None)])
+
+
+def test_message_comes_out_redacted_but_features_use_the_original() -> None:
+    message = "Fix\n\nCo-authored-by: B <b@example.org>"
+    frame = compute_features([commit(message=message)])
+    assert frame.loc[0, "message"] == "Fix\n\nCo-authored-by: B <<email>>"
+    assert frame.loc[0, "message_length"] == len(message)
+    assert str(frame["authored_at"].dtype) == "datetime64[ns, UTC]"
+
+
+def test_empty_input_gives_the_mart_columns() -> None:
+    frame = compute_features([])
+    assert len(frame) == 0
+    assert list(frame.columns) == ["commit_key", "repo", "commit_sha", "authored_at",
+                                   "committed_at", "message", *FEATURE_COLUMNS]  # fmt: skip
+    assert all(str(frame[c].dtype) == "int64" for c in FEATURE_COLUMNS)

@@ -13,7 +13,12 @@ from dataplatform.config import Settings
 from dataplatform.contracts import CommitRecord
 from dataplatform.ingest.sources import DatasetSource, resolve_source
 
-DATASETS_DIR = Path(os.environ.get("DATAPLATFORM_COMMIT_DATASETS", "/work/shared/datasets/commits"))
+DATASETS_DIR = Path(
+    os.environ.get(
+        "DATAPLATFORM_COMMIT_DATASETS",
+        str(Path(__file__).resolve().parents[3] / "data" / "commits"),
+    )
+)
 
 # From the datasets' README: file → (repo, commits, merges, HEAD sha, sha256 of the file).
 EXPECTED = {

@@ -21,7 +21,7 @@ DATASETS = (
     if "DATAPLATFORM_DATASETS" in os.environ
     else _REPO_COPY
     if _REPO_COPY.is_dir()
-    else Path("/work/shared/datasets/commits")
+    else Path(__file__).resolve().parents[3] / "data" / "commits"
 )
 _TIME = re.compile(r"^(.*T\d\d:\d\d:\d\d)([+-])(\d+):(\d\d)$")
 

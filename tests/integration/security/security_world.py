@@ -38,7 +38,7 @@ from dataplatform.security.roles import create_login
 from dataplatform.store.batches import write_batch
 from dataplatform.store.loader import read_batch
 
-DATASETS = Path("/work/shared/datasets/commits")
+DATASETS = Path(__file__).resolve().parents[3] / "data" / "commits"
 if not DATASETS.is_dir():  # the copy shipped with the repository
     DATASETS = Path(__file__).resolve().parents[3] / "data" / "commits"
 DEPARTMENTS = {"encode/httpx": "web", "psf/requests": "platform"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import socket
 import threading
 import time
@@ -29,13 +30,17 @@ from dataplatform.serve.featurize import FEATURE_COLUMNS
 from dataplatform.serve.settings import ServeSettings
 from dataplatform.transform.dbt_runner import run_dbt
 
-DATASETS = Path("/work/shared/datasets/commits")
+DATASETS = Path(__file__).resolve().parents[3] / "data" / "commits"
 if not DATASETS.exists():  # CI's copy of shared/ sits next to the clone
     DATASETS = Path(__file__).resolve().parents[4] / "shared" / "datasets" / "commits"
 MODEL = "commit-classifier"
 CORRECTIVE = "corrective-classifier"
 UNPROMOTED = "unpromoted-model"  # configured, never registered: must answer 503, never 500
-LABELS = Path("/work/shared/datasets/labels/amit_ccp_labels_normalized.csv.gz")
+LABELS = (
+    (Path(__file__).resolve().parents[3].parent / "shared" / "datasets")
+    / "labels"
+    / "amit_ccp_labels_normalized.csv.gz"
+)
 TOKEN = "test-admin-token-123"
 N_COMMITS = 1_000
 
@@ -59,6 +64,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A home with the mart built by the real pipeline and two registered versions."""
     if not DATASETS.exists():
         pytest.skip("shared commit datasets not found")
+    # The registry stores skops/pickle artifacts; loading them needs the explicit opt-in.
+    os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
     home = tmp_path_factory.mktemp("serve-home")
     settings = get_settings(home=home, admin_token=TOKEN)
     timings = {}

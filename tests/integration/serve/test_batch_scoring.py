@@ -33,7 +33,12 @@ from dataplatform.train.specs import get_spec
 
 NAME = "commit-classifier"
 DATASET = (
-    Path(os.environ.get("DATAPLATFORM_DATASETS", "/work/shared/datasets"))
+    Path(
+        os.environ.get(
+            "DATAPLATFORM_DATASETS",
+            str(Path(__file__).resolve().parents[3].parent / "shared" / "datasets"),
+        )
+    )
     / "commits"
     / "pallets__flask.jsonl.gz"
 )

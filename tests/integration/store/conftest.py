@@ -15,7 +15,7 @@ from dataplatform.adapters.object_store import ObjectStore
 from dataplatform.adapters.warehouse import DuckDBWarehouse, PostgresWarehouse, Warehouse
 from dataplatform.contracts import CommitRecord, QuarantinedRecord
 
-DATASETS = Path("/work/shared/datasets/commits")
+DATASETS = Path(__file__).resolve().parents[3] / "data" / "commits"
 DATASET_FILES = (
     "encode__httpx.jsonl.gz",
     "pallets__flask.jsonl.gz",

@@ -1,4 +1,4 @@
-"""Real commit records from /work/shared/datasets/commits, turned into mart rows."""
+"""Real commit records (the shipped copy of the shared commit datasets), turned into mart rows."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ DATASETS = (
     if "DATAPLATFORM_DATASETS" in os.environ
     else _REPO_COPY
     if _REPO_COPY.is_dir()
-    else Path("/work/shared/datasets/commits")
+    else Path(__file__).resolve().parents[3] / "data" / "commits"
 )
 _TIME = re.compile(r"^(.*T\d\d:\d\d:\d\d)([+-])(\d+):(\d\d)$")
 

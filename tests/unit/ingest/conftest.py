@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 from ingest_real_lines import RealLine
 
-DATASETS_DIR = Path(os.environ.get("DATAPLATFORM_COMMIT_DATASETS", "/work/shared/datasets/commits"))
+DATASETS_DIR = Path(
+    os.environ.get(
+        "DATAPLATFORM_COMMIT_DATASETS",
+        str(Path(__file__).resolve().parents[3] / "data" / "commits"),
+    )
+)
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,15 @@ RUN apt-get update \
 COPY --from=build /wheels /wheels
 # Every wheel was built from the locked versions in stage 1; no index is consulted here.
 RUN python -m pip install --no-index --find-links /wheels /wheels/*.whl && rm -rf /wheels
+# Project files the package reads at run time (the wheel holds only code): the dbt project, the
+# threshold and rotation-policy files, the migrations.
 COPY --chown=10001:10001 dbt /app/dbt
+COPY --chown=10001:10001 config /app/config
+COPY --chown=10001:10001 sql /app/sql
+ENV DATAPLATFORM_DBT_PROJECT_DIR=/app/dbt \
+    DATAPLATFORM_THRESHOLDS_PATH=/app/config/thresholds.yaml \
+    DATAPLATFORM_ROTATION_POLICY_PATH=/app/config/rotation-policy.yaml \
+    DATAPLATFORM_HOME=/tmp/dataplatform
 WORKDIR /app
 USER 10001:10001
 EXPOSE 8000

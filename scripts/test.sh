@@ -13,6 +13,7 @@ PROMTOOL=$(./scripts/promtool.sh)
 export PROMTOOL
 
 work=$(mktemp -d /tmp/dataplatform-test.XXXXXX)
+chmod 755 "$work"  # the cluster runs as the postgres user, which must reach its folder
 cleanup() {
   ./scripts/pg.sh stop "$work/pg" >/dev/null 2>&1 || true
   rm -rf "$work"

@@ -201,7 +201,7 @@ def test_cronjob_schedules_as_designed(rendered: Any) -> None:
 def test_migration_is_a_helm_hook(rendered: Any) -> None:
     job = rendered.one("Job", "data-platform-migrate")
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,pre-upgrade"
-    assert pod_spec(job)["containers"][0]["args"] == ["db", "migrate"]
+    assert pod_spec(job)["containers"][0]["args"][:2] == ["db", "migrate"]
 
 
 def test_environment_matrix(rendered_by_env: dict[str, Any]) -> None:

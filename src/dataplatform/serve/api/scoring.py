@@ -67,7 +67,8 @@ def log_rows(scored: Scored, ctx: ScoreContext, *, role: str) -> list[Prediction
     model = scored.model
     frame = scored.features
     columns = [c for c in model.input_columns if c in frame.columns and c != "message"]
-    values = frame[columns].to_dict("records")
+    # A text-only model (corrective) has no feature columns: one empty mapping per row.
+    values = frame[columns].to_dict("records") if columns else [{} for _ in range(len(frame))]
     repos = frame["repo"].tolist() if "repo" in frame.columns else [None] * len(frame)
     shas = frame["commit_sha"].tolist() if "commit_sha" in frame.columns else [None] * len(frame)
     at = ctx.received_at or datetime.now(UTC)

@@ -183,6 +183,7 @@ def main() -> None:
     parser.add_argument("--levels", default="1,16,64")
     parser.add_argument("--rate", type=float, default=200.0)
     args = parser.parse_args()
+    print(f"load average at start: {os.getloadavg()[0]:.1f} (cpus={os.cpu_count()})")
     home = Path(args.home).resolve()
     python = sys.executable
     tracking = f"sqlite:///{home / 'mlflow.db'}"

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import queue
 import threading
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,7 +24,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from dataplatform.serve.featurize import FEATURE_COLUMNS, compute_features, model_frame
+from dataplatform.serve.featurize import (
+    FEATURE_COLUMNS,
+    compute_features,
+    model_frame,
+    model_matrix,
+)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -55,10 +61,18 @@ class LoadedModel:
 
     def predict(self, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(predicted class, probability of that class) for each row of `rows`."""
-        proba = np.asarray(self.estimator.predict_proba(model_frame(rows, self.input_columns)))
+        matrix = model_matrix(rows, self.input_columns) if self.takes_matrix else None
+        inputs = matrix if matrix is not None else model_frame(rows, self.input_columns)
+        proba = np.asarray(self.estimator.predict_proba(inputs))
         best = proba.argmax(axis=1)
         classes = np.asarray(self.estimator.classes_)
         return classes[best], proba[np.arange(len(best)), best]
+
+    @property
+    def takes_matrix(self) -> bool:
+        """Whether a bare matrix in `input_columns` order is what the estimator was fitted on."""
+        names = getattr(self.estimator, "feature_names_in_", None)
+        return names is None or [str(n) for n in names] == list(self.input_columns)
 
     def describe(self) -> dict[str, Any]:
         """Metadata for status pages (no estimator)."""
@@ -190,6 +204,10 @@ class Scorer:
 
     def start(self) -> None:
         """Start the scoring thread (idempotent)."""
+        # Matrices are passed on purpose (LoadedModel.takes_matrix checked the column order).
+        warnings.filterwarnings(
+            "ignore", message="X does not have valid feature names", category=UserWarning
+        )
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="serve-scorer", daemon=True)
             self._thread.start()

@@ -52,6 +52,7 @@ def test_ensure_raw_schema_is_idempotent(warehouse: Warehouse) -> None:
     warehouse.ensure_raw_schema()
     warehouse.ensure_raw_schema()
     assert warehouse.table_row_counts() == {
+        "raw.commit_labels": 0,
         "raw.commit_quarantine": 0,
         "raw.commits": 0,
         "raw.ingest_batches": 0,

@@ -65,6 +65,7 @@ def test_load_httpx_then_reload_changes_nothing(
     assert (first.rows_inserted, first.rows_already_present, first.quarantined) == (1522, 0, 0)
     after_first = counts(warehouse)
     assert after_first == {
+        "raw.commit_labels": 0,
         "raw.commit_quarantine": 0,
         "raw.commits": 1522,
         "raw.ingest_batches": 1,
@@ -133,6 +134,7 @@ def test_crash_mid_load_leaves_nothing_and_batch_reloads(
     with pytest.raises(RuntimeError, match="killed mid-load"):
         load_pending(store, crashing, KEY)
     assert counts(crashing) == {
+        "raw.commit_labels": 0,
         "raw.commit_quarantine": 0,
         "raw.commits": 0,
         "raw.ingest_batches": 0,

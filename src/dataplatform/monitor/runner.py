@@ -196,7 +196,8 @@ def production_model(client: MlflowClient, name: str) -> ProductionModel:
         run_id=mv.run_id,
         f1=None if f1 is None or math.isnan(f1) else float(f1),
         target=run.data.params.get("target", DEFAULT_TARGET),
-        mart=tags.get("training_mart", DEFAULT_MART),
+        # Watch what production scores (all ingested commits), not what it was trained on.
+        mart=tags.get("scoring_mart") or tags.get("training_mart", DEFAULT_MART),
     )
 
 
@@ -229,7 +230,9 @@ def read_window(
     now: datetime,
 ) -> pd.DataFrame:
     """The latest `rows` commits of `mart` (by committed_at), within `days` when given."""
-    wanted = list(dict.fromkeys([KEY_COLUMN, "committed_at", target, *columns]))
+    available = set(warehouse.query_df(f"SELECT * FROM {mart} LIMIT 0").columns)
+    with_target = [target] if target in available else []  # labels may not exist there
+    wanted = list(dict.fromkeys([KEY_COLUMN, "committed_at", *with_target, *columns]))
     where, params = "", []
     if days is not None:
         where, params = "WHERE committed_at >= ?", [now - timedelta(days=days)]
@@ -431,7 +434,16 @@ def run_monitor(
     timings["window"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    psi = drift.feature_psi(reference, window, columns)
+    numeric = [c for c in columns if pd.api.types.is_numeric_dtype(reference[c])]
+    texts = [c for c in columns if c not in numeric]
+    # Text inputs (the corrective model's message) drift-checked by their length in characters.
+    ref_view = {c: reference[c] for c in numeric} | {
+        f"{c}_length": reference[c].astype(str).str.len() for c in texts
+    }
+    cur_view = {c: window[c] for c in numeric} | {
+        f"{c}_length": window[c].astype(str).str.len() for c in texts
+    }
+    psi = drift.feature_psi(ref_view, cur_view, list(ref_view))
     checks += [
         CheckResult(
             f"psi:{feature}", "drift", level(value, limits.psi_alert), value, limits.psi_alert,
@@ -451,17 +463,27 @@ def run_monitor(
                 f"{current_proba.size} {what} vs {len(reference)} training predictions",
             )
         )  # fmt: skip
-    recent_f1 = f1_score(window[model.target].astype(bool).to_numpy(), classes)
-    checks.append(
-        f1_check(
-            recent_f1,
-            model_f1=model.f1,
-            floor=deps.f1_floor,
-            alert_drop=limits.f1_drop_alert,
-            critical_drop=limits.f1_drop_critical,
-            rows=len(window),
+    recent_f1: float | None = None
+    if model.target in window.columns:
+        recent_f1 = f1_score(window[model.target].astype(bool).to_numpy(), classes)
+        checks.append(
+            f1_check(
+                recent_f1,
+                model_f1=model.f1,
+                floor=deps.f1_floor,
+                alert_drop=limits.f1_drop_alert,
+                critical_drop=limits.f1_drop_critical,
+                rows=len(window),
+            )
         )
-    )
+    else:
+        checks.append(
+            CheckResult(
+                "f1_drop", "performance", "ok", None, limits.f1_drop_alert,
+                f"{model.mart} holds no {model.target} labels: performance not measurable "
+                "on recent commits (evaluate on labelled data instead)",
+            )
+        )  # fmt: skip
     if api_url is not None and metrics_text is None:
         metrics_text = fetch_metrics(api_url)
     if metrics_text is not None:
@@ -501,13 +523,16 @@ def run_monitor(
     t0 = time.perf_counter()
     if html_report:
         path = settings.reports_dir / f"drift-{model.name}-v{model.version}-{run_id}.html"
-        reference_frame = reference.assign(**{PREDICTION_COLUMN: reference.get(PREDICTION_COLUMN)})
-        current = window.assign(**{PREDICTION_COLUMN: proba})
+        # The same views as the PSI checks: numeric inputs, text inputs by their length.
+        reference_frame = pd.DataFrame(ref_view).assign(
+            **{PREDICTION_COLUMN: reference.get(PREDICTION_COLUMN)}
+        )
+        current = pd.DataFrame(cur_view).assign(**{PREDICTION_COLUMN: proba})
         try:
             from dataplatform.monitor.report import write_drift_report
 
             outcome.report_path = write_drift_report(
-                reference_frame, current, columns, path,
+                reference_frame, current, list(ref_view), path,
                 psi_threshold=limits.psi_alert, kl_threshold=limits.kl_alert,
                 prediction_column=PREDICTION_COLUMN if kl is not None else None,
             )  # fmt: skip

@@ -92,6 +92,8 @@ def register_model(
         # Comma-separated model inputs: the lifecycle's schema gate reads them.
         "feature_columns": ",".join(spec.input_columns),
         "target": spec.target,
+        # Batch scoring and monitoring read this mart (e.g. every ingested commit).
+        "scoring_mart": getattr(spec, "score_from", "") or spec.training_mart,
         "f1_score": _fmt(train_result.metrics.get("f1_score")),
         "baseline_f1_score": _fmt(train_result.baseline_metrics.get("f1_score")),
     }

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from dataplatform import pipeline, report
 from dataplatform.config import Settings, SettingsError, get_settings
-from dataplatform.deploy.cli import deploy_app
+from dataplatform.deploy.cli import deploy_app, smoke
 from dataplatform.monitor.cli import make_monitor_command
 from dataplatform.registry.cli import model_app
 from dataplatform.security.cli import db_app, secrets_app
@@ -176,6 +176,7 @@ def load_labels(
 
 app.command("monitor")(make_monitor_command(pipeline.monitor_deps))
 app.command("serve")(serve)
+app.command("smoke")(smoke)
 app.add_typer(db_app, name="db", help="Database migrations, roles and the security audit.")
 app.add_typer(secrets_app, name="secrets", help="Secret rotation status and rotation.")
 app.add_typer(worker_app, name="worker", help="Scale-out ingestion workers (PostgreSQL).")

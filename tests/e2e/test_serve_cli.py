@@ -156,3 +156,34 @@ def test_serve_cli_answers_and_follows_promotion_and_rollback(
     _wait(lambda: _production(http) == v1, 60, proc)
     assert _version(http) == v1
     assert proc.poll() is None  # same process throughout: no restart
+
+
+def _smoke(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dataplatform", "smoke", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_smoke_command_against_the_served_api(
+    served: tuple[httpx.Client, subprocess.Popen[str]],
+) -> None:
+    http, proc = served
+    _wait(lambda: http.get("/ready").status_code == 200, 120, proc)
+    url = str(http.base_url).rstrip("/")
+    ok = _smoke("--url", url)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "smoke test of" in ok.stdout
+    assert "passed" in ok.stdout
+    # a model with no production version: the API answers, wrongly for a deployment → 1
+    wrong = _smoke("--url", url, "--model", "corrective-classifier", "--attempts", "2",
+                   "--backoff", "0.1")  # fmt: skip
+    assert wrong.returncode == 1, wrong.stdout
+    assert "FAIL predict" in wrong.stdout
+    # nothing listening → 3
+    closed = _smoke("--url", f"http://127.0.0.1:{_free_port()}", "--attempts", "2",
+                    "--backoff", "0.1")  # fmt: skip
+    assert closed.returncode == 3, closed.stdout

@@ -73,3 +73,25 @@ def set_image_command(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"{path}: imageTag {previous or '(unset)'} -> {tag}")
+
+
+def smoke(
+    url: Annotated[str, typer.Option(help="Base URL of the deployed API.")],
+    model: Annotated[str, typer.Option(help="Model to ask for one prediction.")] = (
+        "commit-classifier"
+    ),
+    attempts: Annotated[int, typer.Option(min=1, help="Tries per check.")] = 5,
+    backoff: Annotated[float, typer.Option(min=0.0, help="First wait between tries (s).")] = 2.0,
+) -> None:
+    """Smoke-test a deployment: /health, /api/v1/status and one prediction, with retries.
+
+    Exit 0 when every check passed, 1 when the API answered wrongly, 3 when it was unreachable.
+    """
+    from dataplatform.deploy.smoke import run_smoke
+
+    result = run_smoke(url, model=model, attempts=attempts, backoff_s=backoff)
+    for check in result.checks:
+        mark = "ok  " if check.passed else "FAIL"
+        typer.echo(f"{mark} {check.name:8} {check.detail} (attempts: {check.attempts})")
+    typer.echo(f"smoke test of {url}: {'passed' if result.passed else 'failed'}")
+    raise typer.Exit(result.exit_code)

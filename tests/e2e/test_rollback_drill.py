@@ -138,8 +138,8 @@ def test_degraded_model_is_rolled_back_automatically(api: Any, tmp_path: Path) -
     start_api, settings, _ = api
     # 1. a real home: ingest → load → transform → train (v1, staging) from a shipped dataset
     run = pipeline.run(settings, [str(DATASET)])
-    assert run.train.registered.version is not None
-    v1 = str(run.train.registered.version)
+    assert run.models[0].registered.version is not None
+    v1 = str(run.models[0].registered.version)
     with open_lifecycle(settings) as lc:
         out = lc.promote(
             NAME, v1, "production", actor="drill",

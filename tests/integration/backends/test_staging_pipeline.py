@@ -96,7 +96,7 @@ def test_staging_profile_runs_end_to_end_on_servers(
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=mlflow_server.tracking_uri)
-    registered = first.train.registered
+    registered = first.models[0].registered
     version = client.get_model_version(registered.name, str(registered.version))
     assert version.run_id == first.train.run_id
     run_uri = client.get_run(first.train.run_id).info.artifact_uri
@@ -123,5 +123,5 @@ def test_staging_profile_runs_end_to_end_on_servers(
     assert second.load.summary.batches_loaded == 0
     assert s3_server.keys(prefix) == keys
     assert second.train.reused
-    assert second.train.registered.version == registered.version
+    assert second.models[0].registered.version == registered.version
     assert second.row_counts["raw.commits"] == raw_rows[0]

@@ -98,8 +98,8 @@ def test_staging_profile_runs_end_to_end_on_servers(
     client = MlflowClient(tracking_uri=mlflow_server.tracking_uri)
     registered = first.models[0].registered
     version = client.get_model_version(registered.name, str(registered.version))
-    assert version.run_id == first.train.run_id
-    run_uri = client.get_run(first.train.run_id).info.artifact_uri
+    assert version.run_id == first.models[0].run_id
+    run_uri = client.get_run(first.models[0].run_id).info.artifact_uri
     assert run_uri.startswith("mlflow-artifacts:/")
     # MLflow 3 stores the model as a "logged model" (models:/m-...) next to the run.
     model_id = version.model_id or version.source.removeprefix("models:/")
@@ -122,6 +122,6 @@ def test_staging_profile_runs_end_to_end_on_servers(
     assert second.load.summary.rows_inserted == 0
     assert second.load.summary.batches_loaded == 0
     assert s3_server.keys(prefix) == keys
-    assert second.train.reused
+    assert second.models[0].reused
     assert second.models[0].registered.version == registered.version
     assert second.row_counts["raw.commits"] == raw_rows[0]

@@ -208,3 +208,48 @@ def test_ccp_view_from_fake_predictions(built: Settings) -> None:
         for r in rows
     ] == [("2024-01-01", 2, 2, 1.0, 2), ("2024-02-01", 1, 1, 1.0, 1)]
     assert rows[0].mean_corrective_probability == pytest.approx((0.9 + 0.6) / 2)
+
+
+def test_corrective_model_batch_scores_and_is_monitored_per_model(
+    built: Settings, mart: pd.DataFrame
+) -> None:
+    """The second model through the same commands: production alias → batch scoring of every
+    ingested commit → the monitor (drift on the message by its length; no labels on ingested
+    commits, so performance is reported as not measurable rather than invented)."""
+    from dataplatform import pipeline
+    from dataplatform.adapters.registry import configure_mlflow
+    from dataplatform.monitor.runner import run_monitor
+    from dataplatform.registry.register import register_model
+    from dataplatform.train.lineage import Lineage
+    from dataplatform.train.specs import CORRECTIVE_CLASSIFIER
+    from dataplatform.train.trainer import train_model
+    from dataplatform.transform.dbt_runner import run_dbt
+
+    run_dbt(built, select="+commit_features")
+    train = mart[mart["split"] == "train"].sort_values("commit_key").head(400)
+    test = mart[mart["split"] == "paper_test_random"].sort_values("commit_key").head(150)
+    frame = pd.concat([train, test], ignore_index=True)
+    result = train_model(CORRECTIVE_CLASSIFIER, frame, built, lineage=Lineage())
+    registered = register_model(built, result, CORRECTIVE_CLASSIFIER)
+    assert registered.tags["scoring_mart"] == "analytics.commit_features"
+    client = configure_mlflow(built)
+    client.set_registered_model_alias(
+        "corrective-classifier", "production", str(registered.version)
+    )
+
+    scored = pipeline.predict(built, "corrective-classifier")
+    assert scored.source_table == "analytics.commit_features"
+    assert scored.rows_scored == len(FAKE_COMMITS) + 1
+
+    outcome = run_monitor(
+        built,
+        "corrective-classifier",
+        pipeline.monitor_deps(built, "corrective-classifier"),
+        html_report=False,
+        log_to_mlflow=False,
+    )
+    checks = {c.name: c for c in outcome.checks}
+    assert "psi:message_length" in checks
+    assert checks["f1_drop"].value is None
+    assert "not measurable" in checks["f1_drop"].detail
+    assert "prediction_kl" in checks

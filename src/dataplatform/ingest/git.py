@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
@@ -233,7 +235,7 @@ def stream_git_log(
             raise SourceError(f"cannot run git in {repo_path}: {exc}") from exc
         stdout: IO[bytes] = proc.stdout  # type: ignore[assignment]
         try:
-            chunks = iter(lambda: stdout.read(chunk_size), b"")
+            chunks = _drained(stdout, chunk_size)
             yield from parse_git_log_stream(chunks, repo=repo, source=name)
             returncode = proc.wait()
         finally:
@@ -244,6 +246,44 @@ def stream_git_log(
         if returncode != 0:
             stderr.seek(0)
             raise SourceError(_failure_message(cmd[1:], returncode, stderr.read()))
+
+
+def _drained(stdout: IO[bytes], chunk_size: int, ahead: int = 16) -> Iterator[bytes]:
+    """Chunks of `stdout`, read by a thread so git never waits while Python parses.
+
+    At most `ahead` chunks are buffered (bounded memory); the reads release the GIL, so git and
+    the parser run on both cores instead of taking turns.
+    """
+    chunks: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=ahead)
+    stop = threading.Event()
+
+    def pump() -> None:
+        try:
+            while not stop.is_set():
+                chunk = stdout.read(chunk_size)
+                chunks.put(chunk)
+                if not chunk:
+                    return
+        except BaseException as exc:  # surfaced to the consumer, never lost in the thread
+            chunks.put(exc)
+
+    reader = threading.Thread(target=pump, name="git-log-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = chunks.get()
+            if isinstance(item, BaseException):
+                raise item
+            if not item:
+                return
+            yield item
+    finally:
+        stop.set()
+        while reader.is_alive():  # unblock a pump waiting on a full queue
+            try:
+                chunks.get_nowait()
+            except queue.Empty:
+                reader.join(timeout=0.05)
 
 
 # --- names and the clone cache ---------------------------------------------------------------

@@ -1,8 +1,10 @@
 """The composition root: the only module that knows the order of the stages.
 
-ingest → store (raw Parquet batches) → load (warehouse `raw`) → transform (dbt) → train →
-registry. Each function takes the one `Settings` object, does its stage's I/O through the
-adapters, and returns a plain result the CLI turns into a summary.
+ingest → store (raw Parquet batches) → load (warehouse `raw`, plus human labels) → transform
+(dbt) → data-quality checks → train → registry (semver, staging gates) → batch scoring → the
+CCP summary; `monitor_deps` wires the registry's thresholds and rollback into the monitor. Each
+function takes the one `Settings` object, does its stage's I/O through the adapters, and returns
+a plain result the CLI turns into a summary.
 """
 
 from __future__ import annotations

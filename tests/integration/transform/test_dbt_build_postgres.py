@@ -35,7 +35,8 @@ def test_build_on_postgres_matches_duckdb(
             "select table_schema, table_name, table_type from information_schema.tables "
             "where table_schema in ('analytics', 'staging', 'intermediate') order by 1, 2"
         ).fetchall()
-        assert tables == [
+        # the core marts and their layers (predictions and labels models come on top)
+        assert set(tables) >= {
             ("analytics", "commit_features", "BASE TABLE"),
             ("analytics", "dim_repositories", "BASE TABLE"),
             ("analytics", "fct_commits", "BASE TABLE"),
@@ -43,7 +44,7 @@ def test_build_on_postgres_matches_duckdb(
             ("staging", "stg_raw__commit_quarantine", "VIEW"),
             ("staging", "stg_raw__commits", "VIEW"),
             ("staging", "stg_raw__ingest_batches", "VIEW"),
-        ]
+        }
         check_marts(lambda sql: con.execute(sql).fetchall(), raw_commits)  # type: ignore[arg-type]
         on_postgres = feature_rows(lambda sql: con.execute(sql).fetchall())  # type: ignore[arg-type]
 

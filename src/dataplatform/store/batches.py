@@ -47,6 +47,7 @@ PARQUET_COMPRESSION = "zstd"
 
 _COMMIT_FIELDS = tuple(COMMIT_SCHEMA.names)
 _QUARANTINE_FIELDS = tuple(QUARANTINE_SCHEMA.names)
+_TIMESTAMP_FIELDS = tuple(f.name for f in COMMIT_SCHEMA if pa.types.is_timestamp(f.type))
 
 
 # --- names ---------------------------------------------------------------------------------
@@ -154,7 +155,17 @@ def commits_to_record_batch(records: list[CommitRecord]) -> pa.RecordBatch:
     for rec in records:
         for name in _COMMIT_FIELDS:
             columns[name].append(getattr(rec, name))
+    # Normalise instants to UTC here rather than trusting Arrow's tz-aware conversion, which was
+    # seen to drop a non-UTC offset in a long test session.
+    for name in _TIMESTAMP_FIELDS:
+        columns[name] = [_utc(value) for value in columns[name]]
     return _check_not_null(pa.RecordBatch.from_pydict(columns, schema=COMMIT_SCHEMA))
+
+
+def _utc(value: Any) -> Any:
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC)
+    return value
 
 
 def quarantined_to_record_batch(records: list[QuarantinedRecord]) -> pa.RecordBatch:

@@ -3,8 +3,9 @@
 Both run as real HTTP servers on 127.0.0.1 (separate processes, started here, stopped at the end).
 Load: single-commit predictions over keep-alive HTTP/1.1 from a small asyncio client, closed loop
 at concurrency 1, 16 and 64 (throughput + p50/p95/p99), then open loop at a fixed 200 req/s
-(latency measured from the scheduled send time, so queueing counts). Bounded: `--seconds` per
-level. Prints both tables and our/mlflow ratios.
+(latency measured from the scheduled send time, so queueing counts; `send_lag` says how late
+the generator itself was in sending, which is counted against the server). Bounded: `--seconds`
+per level. Prints both tables and our/mlflow ratios.
 
 Fairness: our server takes the ingestion record and computes the features itself; MLflow gets
 the ready feature row (`dataframe_split`), which is less work than ours.
@@ -126,6 +127,7 @@ async def fixed_rate(port: int, request: bytes, rate: float, seconds: float) -> 
         await conn.open()
         pool.put_nowait(conn)
     latencies: list[float] = []
+    lags: list[float] = []
     errors = 0
     n = int(rate * seconds)
     start = time.perf_counter() + 0.05
@@ -135,6 +137,7 @@ async def fixed_rate(port: int, request: bytes, rate: float, seconds: float) -> 
         scheduled = start + i / rate
         await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
         conn = await pool.get()
+        lags.append(time.perf_counter() - scheduled)  # generator or connection-pool wait
         try:
             if await conn.call() != 200:
                 errors += 1
@@ -146,7 +149,11 @@ async def fixed_rate(port: int, request: bytes, rate: float, seconds: float) -> 
     elapsed = time.perf_counter() - start
     while not pool.empty():
         pool.get_nowait().close()
-    return _summary(latencies, elapsed, errors)
+    lag = sorted(lags)
+    return {
+        **_summary(latencies, elapsed, errors),
+        "send_lag_p99_ms": lag[min(len(lag) - 1, int(0.99 * len(lag)))] * 1000 if lag else 0.0,
+    }
 
 
 def _summary(latencies: list[float], elapsed: float, errors: int) -> dict[str, Any]:
@@ -259,6 +266,11 @@ def _print(results: dict[str, dict[str, dict[str, Any]]], version: Any, args: An
         for level, r in levels.items():
             print(f"{name:<13}{level:<9}{r['requests']:>7}{r['errors']:>5}{r['rps']:>9.1f}"
                   f"{r['p50_ms']:>8.2f}{r['p95_ms']:>8.2f}{r['p99_ms']:>8.2f}")  # fmt: skip
+    for name, levels in results.items():
+        for level, r in levels.items():
+            if "send_lag_p99_ms" in r:
+                lag = r["send_lag_p99_ms"]
+                print(f"{name} {level}: send lag p99 {lag:.2f} ms (generator + free-conn wait)")
     print("\nratios dataplatform / mlflow:")
     for level in results["dataplatform"]:
         ours, theirs = results["dataplatform"][level], results["mlflow"][level]

@@ -93,38 +93,13 @@ def compute_features(commits: CommitInput) -> pd.DataFrame:
     input row has `is_merge_commit` or `parent_count`. Raises `ValueError` naming missing or
     null columns.
     """
-    columns = _as_columns(commits)
-    missing = [c for c in INPUT_COLUMNS if c not in columns]
-    if missing:
-        raise ValueError(f"compute_features: missing input columns {missing}")
-    nulls = [c for c in INPUT_COLUMNS if c not in _OPTIONAL and _has_null(columns[c])]
-    if nulls:
-        raise ValueError(f"compute_features: null values in required columns {nulls}")
-
+    columns = _checked_columns(commits)
     repos = [str(v) for v in columns["repo"]]
     shas = [str(v) for v in columns["commit_sha"]]
     messages = [str(v) for v in columns["message"]]
     authored_us = _epoch_micros(columns["authored_at"])
     committed_us = _epoch_micros(columns["committed_at"])
-    rows = [
-        _commit_features(*args)
-        for args in zip(
-            messages,
-            columns["author_name"],
-            authored_us,
-            columns["author_utc_offset_minutes"],
-            committed_us,
-            columns["files_changed"],
-            columns["lines_added"],
-            columns["lines_deleted"],
-            strict=True,
-        )
-    ]
-    matrix = (
-        np.array(rows, dtype="int64")
-        if rows
-        else np.empty((0, len(FEATURE_COLUMNS)), dtype="int64")
-    )
+    matrix = _feature_matrix(columns, messages, authored_us, committed_us)
     data: dict[str, Any] = {
         "commit_key": [f"{r}:{s}" for r, s in zip(repos, shas, strict=True)],
         "repo": repos,
@@ -139,6 +114,54 @@ def compute_features(commits: CommitInput) -> pd.DataFrame:
     if label is not None:
         data[LABEL_COLUMN] = np.array(label, dtype=bool)
     return pd.DataFrame(data, copy=False)
+
+
+def feature_matrix(commits: CommitInput) -> np.ndarray:
+    """FEATURE_COLUMNS of `commits` as one int64 matrix, without the rest of the mart row.
+
+    The same checks and the same per-commit function as `compute_features` (which calls this
+    code), minus pandas: what real-time scoring needs for one commit.
+    """
+    columns = _checked_columns(commits)
+    messages = [str(v) for v in columns["message"]]
+    authored_us = _epoch_micros(columns["authored_at"])
+    return _feature_matrix(columns, messages, authored_us, _epoch_micros(columns["committed_at"]))
+
+
+def _checked_columns(commits: CommitInput) -> dict[str, Column]:
+    columns = _as_columns(commits)
+    missing = [c for c in INPUT_COLUMNS if c not in columns]
+    if missing:
+        raise ValueError(f"compute_features: missing input columns {missing}")
+    nulls = [c for c in INPUT_COLUMNS if c not in _OPTIONAL and _has_null(columns[c])]
+    if nulls:
+        raise ValueError(f"compute_features: null values in required columns {nulls}")
+    return columns
+
+
+def _feature_matrix(
+    columns: Mapping[str, Column],
+    messages: list[str],
+    authored_us: list[int],
+    committed_us: list[int],
+) -> np.ndarray:
+    rows = [
+        _commit_features(*args)
+        for args in zip(
+            messages,
+            columns["author_name"],
+            authored_us,
+            columns["author_utc_offset_minutes"],
+            committed_us,
+            columns["files_changed"],
+            columns["lines_added"],
+            columns["lines_deleted"],
+            strict=True,
+        )
+    ]
+    if not rows:
+        return np.empty((0, len(FEATURE_COLUMNS)), dtype="int64")
+    return np.array(rows, dtype="int64")
 
 
 def feature_row(commit: Mapping[str, Any] | Any) -> dict[str, int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -66,6 +67,30 @@ class ServeMetrics:
             "dataplatform_shadow_predictions", "Shadow predictions by agreement with production.",
             ["model", "agreement"], registry=r,
         )  # fmt: skip
+        # Labelled children by label values: `labels()` takes a lock and builds keys each call.
+        # (Safe to keep: these metrics never remove series.)
+        self._prediction_children: dict[tuple[str, str], Any] = {}
+        self._request_children: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+    def count_prediction(self, model: str, label: str) -> None:
+        """One more prediction of class `label` by `model`."""
+        child = self._prediction_children.get((model, label))
+        if child is None:
+            child = self._prediction_children[(model, label)] = self.predictions.labels(
+                model, label
+            )
+        child.inc()
+
+    def observe_request(self, route: str, status: int, seconds: float) -> None:
+        """Latency and status of one HTTP request (`route` is the path template)."""
+        children = self._request_children.get((route, status))
+        if children is None:
+            children = self._request_children[(route, status)] = (
+                self.request_duration.labels(route),
+                self.requests.labels(route, str(status)),
+            )
+        children[0].observe(seconds)
+        children[1].inc()
 
     def set_model_info(
         self, model: str, alias: str, version: str | None, semver: str | None
@@ -114,5 +139,4 @@ class MetricsMiddleware:
             route = scope.get("route")
             # Unmatched paths share one label so random URLs cannot blow up the series count.
             template = getattr(route, "path", None) or "unmatched"
-            self.metrics.request_duration.labels(template).observe(time.perf_counter() - started)
-            self.metrics.requests.labels(template, str(status)).inc()
+            self.metrics.observe_request(template, status, time.perf_counter() - started)

@@ -4,16 +4,18 @@
 * `ModelSlots`: the version currently serving each (model, alias). A swap replaces one reference;
   a request takes the reference once when it starts, so it finishes on that model even when a
   reload swaps the slot meanwhile (no lock on the read path).
-* `Scorer`: one thread that takes every queued request, computes their features in ONE call of
-  the shared feature code (whose cost is mostly fixed per call) and scores each model's rows in
-  one `predict_proba`. Shadow scoring happens after the answers are handed back.
+* `Scorer`: micro-batching on the event loop. Requests that arrive in the same loop iteration
+  are scored together: features in ONE call of the shared feature code, one `predict_proba` per
+  model. No thread: scoring a commit takes well under a millisecond, and a hand-off to another
+  thread cost more than that in wake-ups and GIL waits (p99 spikes). Shadow scoring runs after
+  the answers are handed back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-import queue
 import threading
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -24,11 +26,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from dataplatform.serve.fastpath import Proba, verified_proba
 from dataplatform.serve.featurize import (
     FEATURE_COLUMNS,
+    FeatureRows,
     compute_features,
-    model_frame,
-    model_matrix,
+    feature_index,
 )
 
 if TYPE_CHECKING:
@@ -48,7 +51,12 @@ class ModelNotFound(LookupError):
 
 @dataclass(frozen=True, slots=True, eq=False)
 class LoadedModel:
-    """A registered model version in memory; `estimator` has `predict_proba` and `classes_`."""
+    """A registered model version in memory; `estimator` has `predict_proba` and `classes_`.
+
+    Derived at construction: `matrix_index` (positions of the input columns in the shared
+    feature matrix, when the model takes a bare matrix of features) and `fast_proba` (the
+    verified numpy twin of `predict_proba`, see `serve.fastpath`; None = sklearn scores).
+    """
 
     name: str
     version: str
@@ -58,15 +66,30 @@ class LoadedModel:
     loaded_at: datetime
     input_columns: tuple[str, ...]
     estimator: Any = field(repr=False)
+    matrix_index: np.ndarray | None = field(init=False, default=None, repr=False)
+    fast_proba: Proba | None = field(init=False, default=None, repr=False)
+    _classes: np.ndarray = field(init=False, repr=False)
 
-    def predict(self, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def __post_init__(self) -> None:
+        index = feature_index(self.input_columns) if self.takes_matrix else None
+        object.__setattr__(self, "matrix_index", index)
+        fast = verified_proba(self.estimator, len(self.input_columns), self.name) if (
+            index is not None
+        ) else None  # fmt: skip
+        object.__setattr__(self, "fast_proba", fast)
+        object.__setattr__(self, "_classes", np.asarray(self.estimator.classes_))
+
+    def predict(self, rows: pd.DataFrame | FeatureRows) -> tuple[np.ndarray, np.ndarray]:
         """(predicted class, probability of that class) for each row of `rows`."""
-        matrix = model_matrix(rows, self.input_columns) if self.takes_matrix else None
-        inputs = matrix if matrix is not None else model_frame(rows, self.input_columns)
-        proba = np.asarray(self.estimator.predict_proba(inputs))
+        if isinstance(rows, pd.DataFrame):
+            rows = FeatureRows(frame=rows)
+        inputs = rows.model_input(self.input_columns, self.matrix_index)
+        if self.fast_proba is not None and isinstance(inputs, np.ndarray):
+            proba = self.fast_proba(inputs)
+        else:
+            proba = np.asarray(self.estimator.predict_proba(inputs))
         best = proba.argmax(axis=1)
-        classes = np.asarray(self.estimator.classes_)
-        return classes[best], proba[np.arange(len(best)), best]
+        return self._classes[best], proba[np.arange(len(best)), best]
 
     @property
     def takes_matrix(self) -> bool:
@@ -160,12 +183,17 @@ class ModelSlots:
 # --- scoring -------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Scored:
-    """The answer to one request: features and, per row, class and its probability."""
+    """The answer to one request: its feature rows and, per row, class and its probability."""
 
     model: LoadedModel
-    features: pd.DataFrame  # the model's input columns (+ mart columns for commit input)
+    rows: FeatureRows  # the shared feature matrix (commit input) or the frame scored
     classes: np.ndarray
     probabilities: np.ndarray
+
+    @property
+    def features(self) -> pd.DataFrame:
+        """The scored rows as a DataFrame (built on demand)."""
+        return self.rows.frame
 
 
 ShadowCallback = Callable[[Scored, Scored, Any], None]  # (served, shadow, context)
@@ -179,7 +207,7 @@ class _Job:
     shadow: LoadedModel | None
     context: Any
     deliver: Callable[[Scored | BaseException], None]
-    features: pd.DataFrame | None = None
+    features: FeatureRows | None = None
 
     @property
     def rows(self) -> int:
@@ -187,37 +215,33 @@ class _Job:
             return len(self.commits)
         return len(self.frame) if self.frame is not None else 0
 
-
-_STOP = object()
+    @property
+    def by_matrix(self) -> bool:
+        """Commit input whose models all take the bare feature matrix (no mart frame needed)."""
+        models = (self.model,) if self.shadow is None else (self.model, self.shadow)
+        return self.commits is not None and all(m.matrix_index is not None for m in models)
 
 
 class Scorer:
-    """Scoring thread: batches queued requests, one feature call and one predict per model."""
+    """Micro-batches the requests of one event-loop iteration: one feature call, one predict."""
 
     def __init__(
         self, *, max_batch_rows: int = 512, on_shadow: ShadowCallback | None = None
     ) -> None:
         self.max_batch_rows = max_batch_rows
         self.on_shadow = on_shadow
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._pending: list[_Job] = []
+        self._flush_loop: asyncio.AbstractEventLoop | None = None  # where a flush is scheduled
 
     def start(self) -> None:
-        """Start the scoring thread (idempotent)."""
+        """Prepare for serving (idempotent)."""
         # Matrices are passed on purpose (LoadedModel.takes_matrix checked the column order).
         warnings.filterwarnings(
             "ignore", message="X does not have valid feature names", category=UserWarning
         )
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="serve-scorer", daemon=True)
-            self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Finish queued requests, then stop the thread."""
-        if self._thread is not None:
-            self._queue.put(_STOP)
-            self._thread.join(timeout)
-            self._thread = None
+    def stop(self) -> None:
+        """Nothing to finish: queued requests are scored on the loop's next iteration."""
 
     async def score(
         self,
@@ -228,18 +252,18 @@ class Scorer:
         shadow: LoadedModel | None = None,
         context: Any = None,
     ) -> Scored:
-        """Score commit records (features computed here) or a ready feature `frame`."""
+        """Score commit records (features computed here) or a ready feature `frame`.
+
+        The job waits for the end of the current loop iteration, so every request parsed in
+        it is scored in the same batch.
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Scored] = loop.create_future()
-
-        def deliver(result: Scored | BaseException) -> None:
-            loop.call_soon_threadsafe(_resolve, future, result)
-
-        job = _Job(model, commits, frame, shadow, context, deliver)
-        if self._thread is None:  # not started (unit tests): score inline
-            self.run_batch([job])
-        else:
-            self._queue.put(job)
+        job = _Job(model, commits, frame, shadow, context, functools.partial(_resolve, future))
+        self._pending.append(job)
+        if self._flush_loop is not loop:  # none scheduled (or on a loop that has ended)
+            self._flush_loop = loop
+            loop.call_soon(self._flush, loop)
         return await future
 
     def score_sync(
@@ -257,39 +281,38 @@ class Scorer:
             raise result
         return result
 
-    # --- the thread ------------------------------------------------------------------------------
-    def _loop(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is _STOP:
-                return
-            batch: list[_Job] = [first]
-            rows = first.rows
-            while rows < self.max_batch_rows:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is _STOP:
-                    stopping = True
-                    break
-                batch.append(nxt)
-                rows += nxt.rows
-            try:
-                self.run_batch(batch)
-            except Exception:  # never let the thread die: answer everyone with the error
-                log.exception("scoring batch failed")
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Score the queued jobs (at most `max_batch_rows` rows; the rest on the next turn)."""
+        pending, take, rows = self._pending, 0, 0
+        while take < len(pending) and (
+            take == 0 or rows + pending[take].rows <= self.max_batch_rows
+        ):
+            rows += pending[take].rows
+            take += 1
+        batch, self._pending = pending[:take], pending[take:]
+        if self._pending:
+            loop.call_soon(self._flush, loop)  # let the loop answer in between
+        else:
+            self._flush_loop = None
+        try:
+            self.run_batch(batch, defer=loop.call_soon)
+        except Exception as exc:  # never strand a request: answer everyone with the error
+            log.exception("scoring batch failed")
+            for job in batch:
+                job.deliver(exc)
 
-    def run_batch(self, batch: list[_Job]) -> None:
-        """Features for every commit job in one call, then one predict per distinct model."""
+    def run_batch(self, batch: list[_Job], defer: Callable[..., Any] | None = None) -> None:
+        """Features for every commit job in one call, then one predict per distinct model.
+
+        Shadow scoring runs after the answers are delivered: through `defer` (the loop's
+        `call_soon`, so the answers go out first) or right away.
+        """
         self._featurize(batch)
         ready = [job for job in batch if job.features is not None]
         results: dict[int, Scored] = {}
         for model, jobs in _group(ready, lambda j: j.model).items():
             try:
-                frames = [j.features for j in jobs if j.features is not None]
-                rows = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+                rows = FeatureRows.concat([j.features for j in jobs if j.features is not None])
                 classes, probs = model.predict(rows)
             except Exception as exc:
                 for job in jobs:
@@ -303,46 +326,58 @@ class Scorer:
                 results[id(job)] = scored
                 job.deliver(scored)
                 start = end
-        self._shadow([job for job in ready if id(job) in results], results)
+        shadowed = [job for job in ready if job.shadow is not None and id(job) in results]
+        if shadowed and self.on_shadow is not None:
+            if defer is None:
+                self._shadow(shadowed, results)
+            else:
+                defer(self._shadow, shadowed, results)
 
     def _featurize(self, batch: list[_Job]) -> None:
-        commit_jobs = [job for job in batch if job.commits is not None]
         for job in batch:
             if job.frame is not None:
-                job.features = job.frame.reset_index(drop=True)
-        if not commit_jobs:
+                job.features = FeatureRows(frame=job.frame.reset_index(drop=True))
+        matrix_jobs = [job for job in batch if job.commits is not None and job.by_matrix]
+        frame_jobs = [job for job in batch if job.commits is not None and not job.by_matrix]
+        self._featurize_group(matrix_jobs, FeatureRows.of_commits)
+        self._featurize_group(frame_jobs, lambda c: FeatureRows(frame=compute_features(c)))
+
+    @staticmethod
+    def _featurize_group(
+        jobs: list[_Job], build: Callable[[list[Mapping[str, Any]]], FeatureRows]
+    ) -> None:
+        if not jobs:
             return
         try:
-            rows = [c for job in commit_jobs for c in job.commits or ()]
-            frame = compute_features(rows)
+            rows = build([c for job in jobs for c in job.commits or ()])
             start = 0
-            for job in commit_jobs:
+            for job in jobs:
                 end = start + job.rows
-                job.features = frame.iloc[start:end].reset_index(drop=True)
+                job.features = rows.slice(start, end)
                 start = end
         except Exception:
             # One bad request must not fail its neighbours: retry each on its own.
-            for job in commit_jobs:
+            for job in jobs:
                 try:
-                    job.features = compute_features(list(job.commits or ()))
+                    job.features = build(list(job.commits or ()))
                 except Exception as exc:
                     job.deliver(exc)
 
     def _shadow(self, jobs: list[_Job], results: dict[int, Scored]) -> None:
         if self.on_shadow is None:
             return
-        for shadow, group in _group([j for j in jobs if j.shadow], lambda j: j.shadow).items():
+        for shadow, group in _group(jobs, lambda j: j.shadow).items():
             try:
                 served = [results[id(j)] for j in group]
-                rows = pd.concat([s.features for s in served], ignore_index=True)
+                rows = FeatureRows.concat([s.rows for s in served])
                 classes, probs = shadow.predict(rows)
             except Exception:
                 log.exception("shadow scoring with %s v%s failed", shadow.name, shadow.version)
                 continue
             start = 0
             for job, scored in zip(group, served, strict=True):
-                end = start + len(scored.features)
-                shadowed = Scored(shadow, scored.features, classes[start:end], probs[start:end])
+                end = start + len(scored.rows)
+                shadowed = Scored(shadow, scored.rows, classes[start:end], probs[start:end])
                 try:
                     self.on_shadow(scored, shadowed, job.context)
                 except Exception:
@@ -358,7 +393,7 @@ def _group(jobs: list[_Job], key: Callable[[_Job], Any]) -> dict[Any, list[_Job]
 
 
 def _resolve(future: asyncio.Future[Scored], result: Scored | BaseException) -> None:
-    if future.done():  # the client went away and the request was cancelled
+    if future.done() or future.get_loop().is_closed():  # the client went away, or the loop
         return
     if isinstance(result, BaseException):
         future.set_exception(result)

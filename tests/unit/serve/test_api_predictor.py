@@ -61,18 +61,17 @@ def test_swap_replaces_the_slot_and_returns_the_previous_model() -> None:
 
 
 def test_in_flight_request_finishes_on_the_model_it_started_with() -> None:
-    gate = threading.Event()
     slots, scorer = ModelSlots(), Scorer()
-    slots.swap("m", "production", _model("1", Constant(0.9, gate)))
+    slots.swap("m", "production", _model("1", Constant(0.9)))
     scorer.start()
 
     async def scenario() -> tuple[Any, Any]:
         started = slots.get("m")
         assert started is not None
         first = asyncio.ensure_future(scorer.score(started, commits=[_commit()]))
-        await asyncio.get_running_loop().run_in_executor(None, started.estimator.entered.wait, 10)
+        await asyncio.sleep(0)  # the request is queued; its batch runs on the next loop turn
+        assert started.estimator.calls == 0
         slots.swap("m", "production", _model("2", Constant(0.2)))  # mid-request swap
-        gate.set()
         after = slots.get("m")
         assert after is not None
         return await first, await scorer.score(after, commits=[_commit()])
@@ -85,6 +84,27 @@ def test_in_flight_request_finishes_on_the_model_it_started_with() -> None:
     assert during.probabilities[0] == pytest.approx(0.9)
     assert after.model.version == "2"
     assert after.classes[0] == 0
+
+
+def test_concurrent_requests_are_scored_in_one_batch() -> None:
+    estimator = Constant(0.8)
+    model, scorer = _model("1", estimator), Scorer(max_batch_rows=4)
+    scorer.start()
+
+    async def scenario() -> list[Any]:
+        calls = [scorer.score(model, commits=[_commit(i)]) for i in range(6)]
+        return list(await asyncio.gather(*calls))
+
+    results = asyncio.run(scenario())
+    assert [r.rows.shas[0] for r in results] == [f"{i:040x}" for i in range(6)]
+    assert all(r.classes[0] == 1 and r.probabilities[0] == pytest.approx(0.8) for r in results)
+    assert estimator.calls == 2  # 6 one-row requests, at most 4 rows per batch
+
+
+def test_a_scorer_outlives_its_event_loop() -> None:
+    model, scorer = _model("1", Constant(0.3)), Scorer()
+    for _ in range(2):  # a new loop each time (tests, restarts): the batch still runs
+        assert asyncio.run(scorer.score(model, commits=[_commit()])).classes[0] == 0
 
 
 def test_one_bad_request_does_not_fail_its_batch_neighbours() -> None:

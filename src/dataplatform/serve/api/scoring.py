@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 
 from dataplatform.serve.api.deps import ServeState
 from dataplatform.serve.api.schemas import class_label
+from dataplatform.serve.featurize import TEXT_COLUMN
 from dataplatform.serve.prediction_log import PredictionLogRow, features_json
 from dataplatform.serve.predictor import LoadedModel, Scored
 
@@ -44,9 +45,9 @@ async def score_or_422(
         raise RequestValidationError(
             [{"loc": ("body",), "msg": f"cannot score input: {exc}", "type": "value_error"}]
         ) from None
-    counter = state.metrics.predictions
-    for cls in scored.classes:
-        counter.labels(model.name, class_label(model.name, int(cls))).inc()
+    count = state.metrics.count_prediction
+    for cls in scored.classes.tolist():
+        count(model.name, class_label(model.name, cls))
     if context.log:
         state.log_writer.submit(log_rows(scored, context, role="served"))
     return scored
@@ -65,12 +66,9 @@ def on_shadow(served: Scored, shadow: Scored, context: Any) -> None:
 def log_rows(scored: Scored, ctx: ScoreContext, *, role: str) -> list[PredictionLogRow]:
     """One prediction-log row per scored item."""
     model = scored.model
-    frame = scored.features
-    columns = [c for c in model.input_columns if c in frame.columns and c != "message"]
     # A text-only model (corrective) has no feature columns: one empty mapping per row.
-    values = frame[columns].to_dict("records") if columns else [{} for _ in range(len(frame))]
-    repos = frame["repo"].tolist() if "repo" in frame.columns else [None] * len(frame)
-    shas = frame["commit_sha"].tolist() if "commit_sha" in frame.columns else [None] * len(frame)
+    values = scored.rows.records([c for c in model.input_columns if c != TEXT_COLUMN])
+    repos, shas = scored.rows.keys()
     at = ctx.received_at or datetime.now(UTC)
     return [
         PredictionLogRow(

@@ -19,7 +19,7 @@ import uuid
 from typing import Annotated, Any
 
 import pandas as pd
-from fastapi import APIRouter, Depends, HTTPException, Path, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
@@ -107,9 +107,8 @@ async def model_ready(
     "/models/{name}/infer", response_model=InferResponse, summary="Inference",
     responses={404: {}, 413: {}, 503: {}},
 )  # fmt: skip
-async def infer(
-    name: ModelPath, body: InferRequest, state: Annotated[ServeState, Depends(get_state)]
-) -> InferResponse:
+async def infer(name: ModelPath, body: InferRequest, request: Request) -> Response:
+    state: ServeState = request.app.state.serve  # hot path: see routes.predict
     known_model(state, name)
     model, shadow = state.route(name)
     request_id = body.id or uuid.uuid4().hex
@@ -124,7 +123,7 @@ async def infer(
     scored = await score_or_422(
         state, model, records=records, frame=frame, shadow=shadow, context=ctx
     )
-    return InferResponse(
+    response = InferResponse(
         model_name=model.name,
         model_version=model.version,
         id=request_id,
@@ -140,6 +139,7 @@ async def infer(
             ),
         ],
     )  # fmt: skip
+    return Response(response.model_dump_json(), media_type="application/json")
 
 
 def _production(state: ServeState, name: str) -> LoadedModel:

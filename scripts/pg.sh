@@ -8,6 +8,10 @@
 # The cluster listens on 127.0.0.1 only (plus a unix socket in DIR), has a superuser `postgres`
 # with a random password (scram-sha-256), and runs with fsync=off: never keep data in it.
 # As root, the binaries run as the `postgres` OS user (initdb refuses root) and DIR is chowned to it.
+#
+# TLS: with PG_SSL_DIR=FOLDER holding server.crt (PEM, may include the chain) and server.key, a
+# NEW cluster gets copies of both in its data folder and `ssl = on` (plaintext is still accepted:
+# the client's sslmode decides). An existing cluster keeps its configuration.
 set -euo pipefail
 
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -44,8 +48,31 @@ print_conninfo() {
     "$(cat "$dir/port")" "$(cat "$dir/password")"
 }
 
+check_ssl_dir() {
+  [ -z "${PG_SSL_DIR:-}" ] && return 0
+  [ -f "$PG_SSL_DIR/server.crt" ] && [ -f "$PG_SSL_DIR/server.key" ] \
+    || die "PG_SSL_DIR=$PG_SSL_DIR must hold server.crt and server.key"
+}
+
+configure_ssl() {
+  local dir=$1
+  [ -z "${PG_SSL_DIR:-}" ] && return 0
+  # The server refuses a key readable by others; owned by the cluster owner, mode 600.
+  install -m 600 "$PG_SSL_DIR/server.crt" "$dir/data/server.crt"
+  install -m 600 "$PG_SSL_DIR/server.key" "$dir/data/server.key"
+  if [ "$(id -u)" = 0 ]; then
+    chown postgres: "$dir/data/server.crt" "$dir/data/server.key"
+  fi
+  cat >> "$dir/data/postgresql.conf" <<EOF
+ssl = on
+ssl_cert_file = 'server.crt'
+ssl_key_file = 'server.key'
+EOF
+}
+
 init_cluster() {
   local dir=$1
+  check_ssl_dir
   mkdir -p "$dir"
   touch "$dir/$MARKER"
   if [ "$(id -u)" = 0 ]; then
@@ -79,6 +106,7 @@ full_page_writes = off
 max_connections = 200
 log_min_messages = warning
 EOF
+  configure_ssl "$dir"
 }
 
 cmd_start() {
@@ -89,6 +117,8 @@ cmd_start() {
     [ -d "$dir" ] && [ -n "$(ls -A "$dir" 2>/dev/null)" ] && [ ! -f "$dir/$MARKER" ] \
       && die "$dir exists and is not empty"
     init_cluster "$dir"
+  elif [ -n "${PG_SSL_DIR:-}" ] && ! grep -q "^ssl = on" "$dir/data/postgresql.conf"; then
+    echo "pg.sh: $dir exists without TLS; PG_SSL_DIR applies to new clusters only" >&2
   fi
   if as_pg "$PG_BIN/pg_ctl" --pgdata="$dir/data" status >/dev/null 2>&1; then
     print_conninfo "$dir"

@@ -23,7 +23,7 @@ PRODUCTION = "production"
 HISTORY_TABLE = "registry.promotion_history"
 
 # Portable between DuckDB and PostgreSQL. Append-only by convention here and by grants in
-# production (the pipeline role gets INSERT/SELECT only).
+# production (migration 0008: the ML role gets INSERT/SELECT only).
 HISTORY_DDL: tuple[str, ...] = (
     "CREATE SCHEMA IF NOT EXISTS registry",
     f"""
@@ -61,6 +61,8 @@ _COLUMNS = (
 class Warehouse(Protocol):
     """The slice of the warehouse adapter this module uses (`?` placeholders)."""
 
+    backend: str  # "duckdb" | "postgres" (the lifecycle's audit rows and transactions need it)
+
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any: ...
 
     def query_df(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame: ...
@@ -88,7 +90,18 @@ class HistoryEvent:
 
 
 def ensure_history_table(wh: Warehouse) -> None:
-    """Create schema `registry` and the history table when missing (idempotent)."""
+    """Create schema `registry` and the history table when missing (idempotent).
+
+    Nothing is run when the table is already there: on a migrated PostgreSQL database an
+    application role may INSERT/SELECT it but not ``CREATE SCHEMA`` (that needs CREATE on the
+    database even with IF NOT EXISTS).
+    """
+    found = wh.query_df(
+        "SELECT count(*) AS n FROM information_schema.tables "
+        "WHERE table_schema = 'registry' AND table_name = 'promotion_history'"
+    )
+    if int(found["n"].iloc[0]):
+        return
     for statement in HISTORY_DDL:
         wh.execute(statement)
 

@@ -5,6 +5,23 @@ is the version tag `archived=true` plus a history row. Every alias move runs und
 `LifecycleLock` as one step "read current holder → move alias → append history", so the history
 in the warehouse always ends with the holder MLflow reports.
 
+Audit: every promotion (staging and production), approval (who approved a production
+promotion), refused promotion, archive of the previous production and rollback (manual or by the
+monitor; refused rollbacks too) also appends rows to ``audit.events`` (`adapters.audit`):
+actor, action (`model.promote`, `model.approve`, `model.promote_refused`, `model.archive`,
+`model.rollback`, `model.rollback_refused`), subject ``models:/<name>/<version>`` and details
+(aliases, semver, gates, reason, the id of the matching history row). The audit rows are written
+in the SAME warehouse transaction as the history rows, after the MLflow alias move and before
+anything is committed: if either insert fails (no INSERT grant, table missing in prod, database
+down) both are rolled back, the alias move is undone and the operation fails with
+`LifecycleError` (exit 1). So a registry change is audited or it does not happen; the only window
+is the one the history already has (MLflow and the warehouse are two stores: a crash between the
+alias move and the commit leaves an unrecorded move, which `history` then disagrees with).
+A refusal changes nothing, but it is never silently unaudited either: if its audit row cannot be
+written the command fails with exit 1 instead of 2, naming both. Outside the prod profile a
+PostgreSQL database without ``audit.events`` (never migrated) only gets a warning
+(`AuditLog(required=False)`, see `open_lifecycle`).
+
 `models:/` URIs resolve through MLflow's process-wide registry URI, so the client passed in must
 point at the same store (`open_lifecycle` does both via `adapters.registry.configure_mlflow`).
 """
@@ -14,11 +31,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from dataplatform.adapters.audit import AuditAction, AuditEntry, AuditLog, atomic
 from dataplatform.adapters.notify import LogNotifier, Notifier, NotifyResult
 from dataplatform.registry.gates import (
     ALIASES,
@@ -134,6 +152,7 @@ class ModelLifecycle:
         thresholds: Thresholds,
         notifier: Notifier | None = None,
         clock: Callable[[], datetime] = _now,
+        audit: AuditLog | None = None,
     ) -> None:
         self.client = client
         self.warehouse = warehouse
@@ -141,7 +160,11 @@ class ModelLifecycle:
         self.thresholds = thresholds
         self.notifier = notifier or LogNotifier()
         self.clock = clock
+        # Default: required (a missing audit.events is an error); open_lifecycle relaxes it
+        # outside the prod profile. `audit` must write through `warehouse` (one transaction).
+        self.audit = audit or AuditLog(warehouse, required=True)
         ensure_history_table(warehouse)
+        self.audit.ensure()
 
     # --- reading ---------------------------------------------------------------------------
     def history(self, name: str) -> list[HistoryEvent]:
@@ -266,23 +289,47 @@ class ModelLifecycle:
             events = read_history(self.warehouse, name)
             why = reason or (approval.reason if approval else None)
             if not all_passed(results):
-                failed = ", ".join(r.gate for r in results if not r.passed)
-                append_events(
-                    self.warehouse,
-                    [
-                        HistoryEvent(
-                            model_name=name,
-                            version=version,
-                            semver=semver,
-                            to_alias=to_alias,
-                            action="blocked",
-                            actor=actor,
-                            occurred_at=next_timestamp(events, self.clock()),
-                            reason=f"gates failed: {failed}",
-                            gate_results_json=results_json(results),
-                        )
-                    ],
-                )
+                failed = [r.gate for r in results if not r.passed]
+                blocked = HistoryEvent(
+                    model_name=name,
+                    version=version,
+                    semver=semver,
+                    to_alias=to_alias,
+                    action="blocked",
+                    actor=actor,
+                    occurred_at=next_timestamp(events, self.clock()),
+                    reason=f"gates failed: {', '.join(failed)}",
+                    gate_results_json=results_json(results),
+                ).with_id()
+                entries = [
+                    *self._approval_entries(name, version, semver, to_alias, approval, results),
+                    AuditEntry(
+                        AuditAction.PROMOTION_REFUSED,
+                        audit_subject(name, version),
+                        actor,
+                        {
+                            "model": name,
+                            "version": version,
+                            "semver": semver,
+                            "to_alias": to_alias,
+                            "failed_gates": failed,
+                            "gates": _gate_details(results),
+                            "reason": why,
+                            "approved_by": approval.approver if approval else None,
+                            "history_event_id": blocked.event_id,
+                        },
+                    ),
+                ]
+                try:
+                    self._record(
+                        [blocked], [replace(e, occurred_at=blocked.occurred_at) for e in entries]
+                    )
+                except Exception as exc:
+                    raise LifecycleError(
+                        f"{name} version {version} was refused {to_alias} (gates failed: "
+                        f"{', '.join(failed)}) but the refusal could not be recorded "
+                        f"({type(exc).__name__}: {exc})"
+                    ) from exc
                 return PromotionOutcome(name, version, semver, to_alias, "blocked", results)
             previous = holders.get(to_alias)
             if previous == version:
@@ -312,6 +359,21 @@ class ModelLifecycle:
                 reason=why,
                 gate_json=results_json(results),
                 events=events,
+                audit_details={
+                    "model": name,
+                    "version": version,
+                    "semver": semver,
+                    "to_alias": to_alias,
+                    "from_alias": from_alias,
+                    "replaced_version": previous,
+                    "archived_version": archived,
+                    "reason": why,
+                    "gates": _gate_details(results),
+                    "approved_by": approval.approver if approval else None,
+                },
+                pre_audit=self._approval_entries(
+                    name, version, semver, to_alias, approval, results
+                ),
             )
         outcome = PromotionOutcome(
             name,
@@ -334,37 +396,68 @@ class ModelLifecycle:
         return _with_notification(outcome, self._notify(text))
 
     # --- rollback --------------------------------------------------------------------------
-    def rollback(self, name: str, *, reason: str, actor: str) -> RollbackOutcome:
+    def rollback(
+        self, name: str, *, reason: str, actor: str, automatic: bool = False
+    ) -> RollbackOutcome:
         """Move `production` back to the version that held it before the current one.
 
         The target comes from the history (promotions push, rollbacks pop), is verified by
         loading it and scoring its stored input example BEFORE anything moves, then the bad
-        version is archived and both moves are recorded.
+        version is archived and both moves are recorded (history + audit, one transaction).
+        `automatic=True` marks a rollback decided by the monitor (``trigger`` in the audit row).
+        A refused rollback (nothing to go back to, smoke test failed) is audited as
+        `model.rollback_refused`.
         """
         if not reason.strip():
             raise LifecycleError("a rollback needs a reason")
+        trigger = "automatic" if automatic else "manual"
         with self.lock.hold(name):
             holders = self.current_holders(name)
             current = holders.get(PRODUCTION)
             if current is None:
-                raise NothingToRollBack(
-                    f"no version of {name!r} holds 'production': nothing to roll back"
+                raise self._refuse_rollback(
+                    name,
+                    None,
+                    actor,
+                    {"reason": reason, "trigger": trigger},
+                    NothingToRollBack(
+                        f"no version of {name!r} holds 'production': nothing to roll back"
+                    ),
                 )
             events = read_history(self.warehouse, name)
             target = next(
                 (v for v in rollback_candidates(events, current) if self._exists(name, v)), None
             )
             if target is None:
-                raise NothingToRollBack(
-                    f"{name!r} version {current} is the only production version in the "
-                    "promotion history: nothing to roll back to"
+                raise self._refuse_rollback(
+                    name,
+                    current,
+                    actor,
+                    {"reason": reason, "trigger": trigger},
+                    NothingToRollBack(
+                        f"{name!r} version {current} is the only production version in the "
+                        "promotion history: nothing to roll back to"
+                    ),
                 )
             try:
                 rows = smoke_score(f"models:/{name}/{target}")
             except Exception as exc:
-                raise LifecycleError(
+                failure = LifecycleError(
                     f"version {target} failed its smoke test ({type(exc).__name__}: {exc}); "
                     "production left on version " + current
+                )
+                failure.__cause__ = exc
+                raise self._refuse_rollback(
+                    name,
+                    current,
+                    actor,
+                    {
+                        "reason": reason,
+                        "trigger": trigger,
+                        "to_version": target,
+                        "smoke_test_error": f"{type(exc).__name__}: {exc}",
+                    },
+                    failure,
                 ) from exc
             from_semver = self._semver(name, current)
             to_semver = self._semver(name, target)
@@ -381,6 +474,16 @@ class ModelLifecycle:
                 reason=reason,
                 gate_json=None,
                 events=events,
+                audit_details={
+                    "model": name,
+                    "from_version": current,
+                    "to_version": target,
+                    "from_semver": from_semver,
+                    "to_semver": to_semver,
+                    "reason": reason,
+                    "trigger": trigger,
+                    "smoke_rows_scored": rows,
+                },
             )
             resolved = str(self.client.get_model_version_by_alias(name, PRODUCTION).version)
             if resolved != target:
@@ -413,8 +516,14 @@ class ModelLifecycle:
         reason: str | None,
         gate_json: str | None,
         events: Sequence[HistoryEvent],
+        audit_details: Mapping[str, Any],
+        pre_audit: Sequence[AuditEntry] = (),
     ) -> list[HistoryEvent]:
-        """Move the alias, tag archive state and append the history; undo the move on failure."""
+        """Move the alias, tag archive state, append history + audit; undo the move on failure.
+
+        The history rows and the audit rows (`pre_audit` first, e.g. the approval, then the
+        archive, then the move itself) are one warehouse transaction.
+        """
         client = self.client
         client.set_registered_model_alias(name, to_alias, version)
         try:
@@ -427,40 +536,141 @@ class ModelLifecycle:
             at = next_timestamp(events, self.clock())
             if archive:
                 client.set_model_version_tag(name, archive, ARCHIVED_TAG, "true")
-                new_events.append(
-                    HistoryEvent(
-                        model_name=name,
-                        version=archive,
-                        semver=self._semver(name, archive),
-                        from_alias=PRODUCTION,
-                        action="archive",
-                        actor=actor,
-                        occurred_at=at,
-                        reason=(f"{action}: " + (reason or f"replaced by version {version}")),
-                    )
-                )
-                at = next_timestamp(new_events, at)
-            new_events.append(
-                HistoryEvent(
+                archived_event = HistoryEvent(
                     model_name=name,
-                    version=version,
-                    semver=semver,
-                    from_alias=from_alias,
-                    to_alias=to_alias,
-                    action=action,
+                    version=archive,
+                    semver=self._semver(name, archive),
+                    from_alias=PRODUCTION,
+                    action="archive",
                     actor=actor,
                     occurred_at=at,
-                    reason=reason,
-                    gate_results_json=gate_json,
+                    reason=(f"{action}: " + (reason or f"replaced by version {version}")),
+                ).with_id()
+                new_events.append(archived_event)
+                at = next_timestamp(new_events, at)
+            moved = HistoryEvent(
+                model_name=name,
+                version=version,
+                semver=semver,
+                from_alias=from_alias,
+                to_alias=to_alias,
+                action=action,
+                actor=actor,
+                occurred_at=at,
+                reason=reason,
+                gate_results_json=gate_json,
+            ).with_id()
+            new_events.append(moved)
+            first_at = new_events[0].occurred_at
+            entries = [replace(e, occurred_at=e.occurred_at or first_at) for e in pre_audit]
+            if archive:
+                entries.append(
+                    AuditEntry(
+                        AuditAction.ARCHIVE,
+                        audit_subject(name, archive),
+                        actor,
+                        {
+                            "model": name,
+                            "version": archive,
+                            "semver": new_events[0].semver,
+                            "from_alias": PRODUCTION,
+                            "replaced_by": version,
+                            "cause": action,
+                            "reason": reason,
+                            "history_event_id": new_events[0].event_id,
+                        },
+                        occurred_at=first_at,
+                    )
+                )
+            entries.append(
+                AuditEntry(
+                    AuditAction.PROMOTION if action == "promote" else AuditAction.ROLLBACK,
+                    audit_subject(name, version),
+                    actor,
+                    {**audit_details, "history_event_id": moved.event_id},
+                    occurred_at=moved.occurred_at,
                 )
             )
-            return append_events(self.warehouse, new_events)
+            return self._record(new_events, entries)
         except Exception as exc:
             self._undo_move(name, to_alias, previous, from_alias, version)
             raise LifecycleError(
                 f"could not record the move of {to_alias!r} to version {version} "
                 f"({type(exc).__name__}: {exc}); alias restored"
             ) from exc
+
+    def _record(
+        self, history: Sequence[HistoryEvent], entries: Sequence[AuditEntry]
+    ) -> list[HistoryEvent]:
+        """Append history rows and audit rows in one warehouse transaction."""
+        with atomic(self.warehouse):
+            stored = append_events(self.warehouse, history)
+            self.audit.record(entries)
+        return stored
+
+    def _approval_entries(
+        self,
+        name: str,
+        version: str,
+        semver: str,
+        to_alias: str,
+        approval: Approval | None,
+        results: Sequence[GateResult],
+    ) -> list[AuditEntry]:
+        """`model.approve` by the approver when a production approval passed its gate."""
+        if approval is None or to_alias != PRODUCTION:
+            return []
+        if not any(r.gate == "approval" and r.passed for r in results):
+            return []
+        return [
+            AuditEntry(
+                AuditAction.APPROVAL,
+                audit_subject(name, version),
+                approval.approver,
+                {
+                    "model": name,
+                    "version": version,
+                    "semver": semver,
+                    "to_alias": to_alias,
+                    "reason": approval.reason,
+                    "all_gates_passed": all_passed(results),
+                },
+            )
+        ]
+
+    def _refuse_rollback(
+        self,
+        name: str,
+        current: str | None,
+        actor: str,
+        details: Mapping[str, Any],
+        refusal: Exception,
+    ) -> Exception:
+        """Audit a refused rollback; returns the exception to raise (a `LifecycleError` naming
+        both problems when the audit row could not be written)."""
+        entry = AuditEntry(
+            AuditAction.ROLLBACK_REFUSED,
+            audit_subject(name, current),
+            actor,
+            {
+                "model": name,
+                "from_version": current,
+                **details,
+                "refusal": str(refusal),
+            },
+            occurred_at=self.clock(),
+        )
+        try:
+            with atomic(self.warehouse):
+                self.audit.record([entry])
+        except Exception as exc:
+            log.error("could not audit the refused rollback of %s: %s", name, exc)
+            failure = LifecycleError(
+                f"{refusal}; and the refusal could not be audited ({type(exc).__name__}: {exc})"
+            )
+            failure.__cause__ = exc
+            return failure
+        return refusal
 
     def _undo_move(
         self, name: str, alias: str, previous: str | None, from_alias: str | None, version: str
@@ -541,12 +751,18 @@ def open_lifecycle(
     thresholds_path: Path | None = None,
     notifier: Notifier | None = None,
 ) -> Iterator[ModelLifecycle]:
-    """A `ModelLifecycle` on the settings' MLflow store and warehouse (closed on exit)."""
+    """A `ModelLifecycle` on the settings' MLflow store and warehouse (closed on exit).
+
+    On PostgreSQL it logs in as the ML login (`Settings.for_stage("ml")`, migration 0008: INSERT
+    and SELECT on the promotion history, INSERT on audit.events); the CLI, the pipeline and the
+    monitor's automatic rollback all come through here.
+    """
     from dataplatform.adapters.notify import notifier_from_settings
     from dataplatform.adapters.registry import configure_mlflow
     from dataplatform.adapters.warehouse import open_warehouse
     from dataplatform.registry.locks import lock_for
 
+    settings = settings.for_stage("ml")
     thresholds = load_thresholds(thresholds_path)
     client = configure_mlflow(settings)
     warehouse = open_warehouse(settings)
@@ -557,14 +773,23 @@ def open_lifecycle(
             lock_for(settings),
             thresholds,
             notifier or notifier_from_settings(settings),
+            # prod: no audit log, no promotion. Elsewhere an unmigrated PostgreSQL only warns.
+            audit=AuditLog(warehouse, required=settings.profile == "prod"),
         )
     finally:
         warehouse.close()
 
 
-def _with_notification(outcome: PromotionOutcome, result: NotifyResult) -> PromotionOutcome:
-    from dataclasses import replace
+def audit_subject(name: str, version: str | None) -> str:
+    """Subject of a model's audit rows: ``models:/<name>/<version>`` (``models:/<name>``)."""
+    return f"models:/{name}/{version}" if version else f"models:/{name}"
 
+
+def _gate_details(results: Sequence[GateResult]) -> list[dict[str, Any]]:
+    return [{"gate": r.gate, "passed": r.passed, "detail": r.detail} for r in results]
+
+
+def _with_notification(outcome: PromotionOutcome, result: NotifyResult) -> PromotionOutcome:
     return replace(outcome, notification=result)
 
 

@@ -19,6 +19,7 @@ GROUPS = (
     "pipeline_service",
     "mlflow_service",
     "dbt_service",
+    "ml_service",  # the registry's role: promotions, approvals and rollbacks are audited
 )
 
 

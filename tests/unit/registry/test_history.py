@@ -38,6 +38,8 @@ def ev(i: int, version: str, action: str, to: str | None, frm: str | None = None
 class DuckWarehouse:
     """The two methods of the warehouse protocol over an in-memory DuckDB connection."""
 
+    backend = "duckdb"
+
     def __init__(self) -> None:
         self.con = duckdb.connect()
 

@@ -6,6 +6,7 @@ Nothing here touches the file system or starts a process. Every malformed input 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -53,6 +54,7 @@ class TimestampError(ValueError):
 # --- timestamps ------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)  # a history holds few distinct offsets
 def parse_git_offset(tz: str) -> int | None:
     """Minutes east of UTC for a git ``±HHMM`` offset; None when malformed (e.g. ``+51800``)."""
     if len(tz) != 5 or tz[0] not in "+-" or not tz[1:].isascii() or not tz[1:].isdigit():
@@ -271,32 +273,22 @@ _FIELD_NAMES = (
 
 def split_nul(chunks: Iterable[bytes]) -> Iterator[bytes]:
     """NUL-terminated tokens from a byte stream cut anywhere; a trailing unterminated token too."""
+    for tokens in _nul_token_lists(chunks):
+        yield from tokens
+
+
+def _nul_token_lists(chunks: Iterable[bytes]) -> Iterator[list[bytes]]:
+    """`split_nul`, one list of tokens per chunk (so a hot loop iterates lists, not a generator)."""
     carry = b""
     for chunk in chunks:
         if not chunk:
             continue
-        parts = (carry + chunk).split(b"\x00") if carry else chunk.split(b"\x00")
-        carry = parts.pop()
-        yield from parts
+        tokens = (carry + chunk).split(b"\x00") if carry else chunk.split(b"\x00")
+        carry = tokens.pop()
+        if tokens:
+            yield tokens
     if carry:
-        yield carry
-
-
-def _numstat(token: bytes) -> tuple[int, int, bool] | None:
-    """A numstat entry → (added, deleted, is_rename_header), or None if it is not one."""
-    if token[:1] == b"\n":  # git separates the commit text from its diff output by a newline
-        token = token[1:]
-    added, sep, rest = token.partition(b"\t")
-    if not sep:
-        return None
-    deleted, sep, path = rest.partition(b"\t")
-    if not sep:
-        return None
-    if added == b"-" and deleted == b"-":  # binary file: 1 file, 0 lines
-        return 0, 0, not path
-    if not (added.isdigit() and deleted.isdigit()):
-        return None
-    return int(added), int(deleted), not path
+        yield [carry]
 
 
 def parse_git_log_stream(
@@ -308,29 +300,38 @@ def parse_git_log_stream(
     counts are 0; binary files count 1 file and 0 lines; a rename is one entry whose two paths
     follow as separate tokens. `position` is the 1-based ordinal of the commit in the stream.
     """
+    # The hot loop of ingestion: `_numstat` inlined (same rules), state kept in locals.
     header: list[bytes] = []
     files = added = deleted = 0
     skip_paths = 0
     position = start_position
-    for token in split_nul(chunks):
-        if len(header) < _HEADER_LEN:
-            header.append(token)
-            continue
-        if skip_paths:
-            skip_paths -= 1
-            continue
-        stat = _numstat(token)
-        if stat is not None:
-            files += 1
-            added += stat[0]
-            deleted += stat[1]
-            if stat[2]:
-                skip_paths = 2
-            continue
-        yield build_git_record(header, files, added, deleted, repo, source, position)
-        position += 1
-        header = [token]
-        files = added = deleted = 0
+    header_len = _HEADER_LEN
+    for tokens in _nul_token_lists(chunks):
+        for token in tokens:
+            if len(header) < header_len:
+                header.append(token)
+                continue
+            if skip_paths:
+                skip_paths -= 1
+                continue
+            entry = token[1:] if token[:1] == b"\n" else token
+            first, sep, rest = entry.partition(b"\t")
+            if sep:
+                second, sep, path = rest.partition(b"\t")
+                if sep and (
+                    (first == b"-" and second == b"-") or (first.isdigit() and second.isdigit())
+                ):
+                    files += 1
+                    if first != b"-":  # binary files ("-\t-") count 1 file and 0 lines
+                        added += int(first)
+                        deleted += int(second)
+                    if not path:  # a rename: its two paths follow as tokens
+                        skip_paths = 2
+                    continue
+            yield build_git_record(header, files, added, deleted, repo, source, position)
+            position += 1
+            header = [token]
+            files = added = deleted = 0
     if header:
         yield build_git_record(header, files, added, deleted, repo, source, position)
 
@@ -345,7 +346,10 @@ def build_git_record(
     position: int,
 ) -> ParsedRecord:
     """The header fields of one commit (see `GIT_LOG_FIELDS`) + its numstat sums → a record."""
-    texts = [decode_text(f) for f in fields]
+    try:  # one decode for the whole header; per field only when some bytes are not UTF-8
+        texts = b"\x00".join(fields).decode("utf-8").split("\x00") if fields else []
+    except UnicodeDecodeError:
+        texts = [decode_text(f) for f in fields]
 
     def quarantine(reason: str) -> QuarantinedRecord:
         raw = json.dumps(dict(zip(_FIELD_NAMES, texts, strict=False)), ensure_ascii=False)

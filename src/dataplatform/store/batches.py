@@ -7,23 +7,26 @@ Layout (one batch = one repository from one source, written once, never overwrit
     raw/manifests/<batch_id>.json                                                  written LAST
 
 A batch exists only once its manifest exists; data files without a manifest are leftovers of a
-crashed writer and are ignored by the loader. Records are streamed into the Parquet file in
-chunks of ``batch_rows``, so a writer never holds more than one chunk of Python objects.
+crashed writer and are ignored by the loader. Records are streamed into a local spool Parquet
+file in chunks (row groups) of ``min(batch_rows, STREAM_FLUSH_ROWS)``, so a writer never holds
+more than one chunk of Python objects and the Parquet encoding overlaps the source's stream
+(`git log` keeps running while a chunk is written); ``close`` then only finishes the file.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import os
 import secrets
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -43,11 +46,17 @@ COMMITS_PREFIX = "raw/commits/"
 QUARANTINE_PREFIX = "raw/quarantine/"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 DEFAULT_BATCH_ROWS = 50_000
+# Rows per Parquet row group at most: small enough that writing overlaps the stream and the
+# tail after the last record is short, large enough that compression and scans do not suffer.
+STREAM_FLUSH_ROWS = 8192
 PARQUET_COMPRESSION = "zstd"
 
 _COMMIT_FIELDS = tuple(COMMIT_SCHEMA.names)
 _QUARANTINE_FIELDS = tuple(QUARANTINE_SCHEMA.names)
-_TIMESTAMP_FIELDS = tuple(f.name for f in COMMIT_SCHEMA if pa.types.is_timestamp(f.type))
+_COMMIT_GETTER = operator.attrgetter(*_COMMIT_FIELDS)
+_QUARANTINE_GETTER = operator.attrgetter(*_QUARANTINE_FIELDS)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
 
 
 # --- names ---------------------------------------------------------------------------------
@@ -151,30 +160,43 @@ def quarantine_checksum(manifest: BatchManifest) -> str | None:
 # --- conversion ----------------------------------------------------------------------------
 def commits_to_record_batch(records: list[CommitRecord]) -> pa.RecordBatch:
     """Arrow record batch (COMMIT_SCHEMA) of a chunk of commits."""
-    columns: dict[str, list[Any]] = {name: [] for name in _COMMIT_FIELDS}
-    for rec in records:
-        for name in _COMMIT_FIELDS:
-            columns[name].append(getattr(rec, name))
-    # Normalise instants to UTC here rather than trusting Arrow's tz-aware conversion, which was
-    # seen to drop a non-UTC offset in a long test session.
-    for name in _TIMESTAMP_FIELDS:
-        columns[name] = [_utc(value) for value in columns[name]]
-    return _check_not_null(pa.RecordBatch.from_pydict(columns, schema=COMMIT_SCHEMA))
+    return _check_not_null(_to_record_batch(records, _COMMIT_GETTER, COMMIT_SCHEMA))
 
 
-def _utc(value: Any) -> Any:
-    if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.astimezone(UTC)
-    return value
+def _to_record_batch(
+    records: list[Any], getter: operator.attrgetter[Any], schema: pa.Schema
+) -> pa.RecordBatch:
+    columns = list(zip(*map(getter, records), strict=True)) or [() for _ in schema]
+    arrays = []
+    for schema_field, values in zip(schema, columns, strict=True):
+        if pa.types.is_timestamp(schema_field.type):
+            arrays.append(pa.array(_utc_micros(values), type=schema_field.type))
+        else:
+            arrays.append(pa.array(values, type=schema_field.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _utc_micros(values: Iterable[datetime | None]) -> list[int | None]:
+    """Instants → microseconds since the epoch, UTC (naive values are taken as UTC).
+
+    Normalising here rather than trusting Arrow's tz-aware datetime conversion (which was seen
+    to drop a non-UTC offset in a long test session, and imports pandas on first use):
+    aware-minus-aware arithmetic is exact for any offset.
+    """
+    out: list[int | None] = []
+    for value in values:
+        if value is None:
+            out.append(None)
+        elif value.tzinfo is None:
+            out.append((value.replace(tzinfo=UTC) - _EPOCH) // _ONE_US)
+        else:
+            out.append((value - _EPOCH) // _ONE_US)
+    return out
 
 
 def quarantined_to_record_batch(records: list[QuarantinedRecord]) -> pa.RecordBatch:
     """Arrow record batch (QUARANTINE_SCHEMA) of a chunk of quarantined records."""
-    columns: dict[str, list[Any]] = {name: [] for name in _QUARANTINE_FIELDS}
-    for rec in records:
-        for name in _QUARANTINE_FIELDS:
-            columns[name].append(getattr(rec, name))
-    return _check_not_null(pa.RecordBatch.from_pydict(columns, schema=QUARANTINE_SCHEMA))
+    return _check_not_null(_to_record_batch(records, _QUARANTINE_GETTER, QUARANTINE_SCHEMA))
 
 
 def _check_not_null(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -224,6 +246,22 @@ def _sha256_file(path: str) -> str:
 
 
 # --- writing -------------------------------------------------------------------------------
+class BatchSink(Protocol):
+    """Follows a batch while it is written, e.g. to load it into the warehouse meanwhile.
+
+    `commits` gets each chunk of commits as it is written to the spool file; `published` the
+    manifest and quarantine table once the batch exists in the store (manifest written);
+    `abort` is called instead when the batch is discarded or empty. A sink must not let its own
+    failures escape: the published batch stays in the store either way.
+    """
+
+    def commits(self, batch_id: str, chunk: pa.RecordBatch) -> None: ...
+
+    def published(self, manifest: BatchManifest, quarantine: pa.Table) -> None: ...
+
+    def abort(self) -> None: ...
+
+
 @dataclass
 class _Chunk:
     commits: list[CommitRecord]
@@ -250,6 +288,7 @@ class BatchWriter:
         batch_id: str | None = None,
         extra: dict[str, Any] | None = None,
         spool_dir: str | os.PathLike[str] | None = None,
+        sink: BatchSink | None = None,
     ) -> None:
         if batch_rows < 1:
             raise ValueError("batch_rows must be >= 1")
@@ -261,11 +300,13 @@ class BatchWriter:
         self.ingest_date = _ingest_date(ingest_date, self.created_at)
         self.batch_id = batch_id or new_batch_id(self.created_at)
         self.batch_rows = batch_rows
+        self._flush_rows = min(batch_rows, STREAM_FLUSH_ROWS)
         self.extra = dict(extra or {})
         self._spool_dir = str(spool_dir) if spool_dir is not None else None
         self._chunk = _Chunk([], [])
         self._commits = _ParquetSpool(COMMIT_SCHEMA, self._spool_dir)
         self._quarantine = _ParquetSpool(QUARANTINE_SCHEMA, self._spool_dir)
+        self._sink = sink
         self._closed = False
 
     @property
@@ -279,7 +320,7 @@ class BatchWriter:
         return self._quarantine.rows + len(self._chunk.quarantined)
 
     def add(self, item: CommitRecord | QuarantinedRecord) -> None:
-        """Append one record (flushes a chunk to the spool file every ``batch_rows``)."""
+        """Append one record (writes a chunk to the spool file every ``_flush_rows``)."""
         if self._closed:
             raise RuntimeError(f"batch {self.batch_id} is already closed")
         if isinstance(item, CommitRecord):
@@ -288,11 +329,11 @@ class BatchWriter:
                     f"batch {self.batch_id} is for {self.repo!r}, got a commit of {item.repo!r}"
                 )
             self._chunk.commits.append(item)
-            if len(self._chunk.commits) >= self.batch_rows:
+            if len(self._chunk.commits) >= self._flush_rows:
                 self._flush_commits()
         elif isinstance(item, QuarantinedRecord):
             self._chunk.quarantined.append(item)
-            if len(self._chunk.quarantined) >= self.batch_rows:
+            if len(self._chunk.quarantined) >= self._flush_rows:
                 self._flush_quarantine()
         else:
             raise TypeError(f"expected CommitRecord or QuarantinedRecord, got {type(item)!r}")
@@ -304,8 +345,11 @@ class BatchWriter:
 
     def _flush_commits(self) -> None:
         if self._chunk.commits:
-            self._commits.write(commits_to_record_batch(self._chunk.commits))
+            batch = commits_to_record_batch(self._chunk.commits)
+            self._commits.write(batch)
             self._chunk.commits = []
+            if self._sink is not None:
+                self._sink.commits(self.batch_id, batch)
 
     def _flush_quarantine(self) -> None:
         if self._chunk.quarantined:
@@ -319,13 +363,25 @@ class BatchWriter:
         if watermark.repo != self.repo:
             raise ValueError(f"watermark is for {watermark.repo!r}, batch for {self.repo!r}")
         self._closed = True
+        published = False
         try:
             self._flush_commits()
             self._flush_quarantine()
             if self._commits.rows == 0 and self._quarantine.rows == 0:
                 return None
-            return self._publish(watermark)
+            manifest = self._publish(watermark)
+            published = True
+            if self._sink is not None:
+                quarantine = (
+                    pq.read_table(self._quarantine.path, schema=QUARANTINE_SCHEMA)
+                    if self._quarantine.rows
+                    else QUARANTINE_SCHEMA.empty_table()
+                )
+                self._sink.published(manifest, quarantine)
+            return manifest
         finally:
+            if self._sink is not None and not published:
+                self._sink.abort()
             self._commits.discard()
             self._quarantine.discard()
 
@@ -370,6 +426,8 @@ class BatchWriter:
 
     def abort(self) -> None:
         """Discard everything added; nothing is published."""
+        if self._sink is not None and not self._closed:
+            self._sink.abort()
         self._closed = True
         self._chunk = _Chunk([], [])
         self._commits.discard()

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -13,10 +14,12 @@ from dataplatform.adapters.object_store import ObjectStore
 from dataplatform.contracts import (
     COMMIT_SCHEMA,
     QUARANTINE_SCHEMA,
+    BatchManifest,
     CommitRecord,
     QuarantinedRecord,
     Watermark,
 )
+from dataplatform.store import batches
 from dataplatform.store.batches import (
     BatchWriter,
     latest_watermarks,
@@ -266,3 +269,120 @@ def test_record_batches_are_schema_exact() -> None:
     assert quarantined_to_record_batch([bad(1)]).schema == QUARANTINE_SCHEMA
     with pytest.raises(ValueError, match="message is None"):
         commits_to_record_batch([commit(1, message=None)])  # NOT NULL column
+
+
+def test_large_batch_is_written_in_row_groups_during_the_stream(
+    store: ObjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batches, "STREAM_FLUSH_ROWS", 4)
+    with BatchWriter(store, repo=REPO, source="git") as writer:  # batch_rows: the default 50k
+        for n in range(10):
+            writer.add(commit(n))
+            if n == 8:  # two chunks of 4 already in the spool file, nothing published yet
+                assert writer._commits.rows == 8
+                assert store.list() == []
+        manifest = writer.close(watermark())
+    assert manifest is not None
+    assert (manifest.row_count, manifest.quarantined_count) == (10, 0)
+    assert manifest.data_path is not None
+    data = store.read_bytes(manifest.data_path)
+    assert manifest.checksum == hashlib.sha256(data).hexdigest()
+    parquet = pq.ParquetFile(store.local_path(manifest.data_path))
+    assert parquet.metadata.num_row_groups == 3
+    table = parquet.read()
+    assert table.column("commit_sha").to_pylist() == [f"{n:040x}" for n in range(10)]
+    assert list_manifests(store) == [manifest]
+
+
+def test_crash_after_chunks_were_written_leaves_no_batch(
+    store: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batches, "STREAM_FLUSH_ROWS", 2)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+
+    def ingest_then_crash() -> None:
+        with BatchWriter(store, repo=REPO, source="git", spool_dir=spool) as writer:
+            for n in range(7):
+                writer.add(commit(n))
+            assert writer._commits.rows == 6
+            raise RuntimeError("killed mid-stream")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        ingest_then_crash()
+    assert store.list() == []
+    assert list_manifests(store) == []
+    assert list(spool.iterdir()) == []
+
+
+def test_instants_are_stored_as_utc_whatever_their_offset() -> None:
+    nepal = timezone(timedelta(hours=5, minutes=45))
+    west = timezone(-timedelta(hours=9, minutes=30))
+    at = datetime(2024, 3, 1, 12, 0, 0, 123456, tzinfo=nepal)
+    records = [
+        commit(1, authored_at=at, committed_at=at.astimezone(west)),
+        commit(2, authored_at=datetime(1969, 12, 31, 23, 59, 59, 1, tzinfo=UTC)),
+        commit(3, authored_at=datetime(2024, 3, 1, 6, 15, 0, 123456)),  # naive: taken as UTC
+    ]
+    batch = batches.commits_to_record_batch(records)
+    authored = batch.column("authored_at").to_pylist()
+    committed = batch.column("committed_at").to_pylist()
+    expected = datetime(2024, 3, 1, 6, 15, 0, 123456, tzinfo=UTC)
+    assert authored[0] == committed[0] == expected
+    assert authored[0].utcoffset() == timedelta(0)
+    assert authored[1] == datetime(1969, 12, 31, 23, 59, 59, 1, tzinfo=UTC)
+    assert authored[2] == expected
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.chunks: list[tuple[str, int]] = []
+        self.done: list[tuple[str, int]] = []
+        self.aborted = 0
+        self.root: Path | None = None
+
+    def commits(self, batch_id: str, chunk: pa.RecordBatch) -> None:
+        self.chunks.append((batch_id, chunk.num_rows))
+
+    def published(self, manifest: BatchManifest, quarantine: pa.Table) -> None:
+        if self.root is not None:  # the batch exists before the sink hears of it
+            assert list_manifests(ObjectStore.local(self.root)) == [manifest]
+        self.done.append((manifest.batch_id, quarantine.num_rows))
+
+    def abort(self) -> None:
+        self.aborted += 1
+
+
+def test_sink_follows_each_chunk_then_the_published_batch(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    sink = RecordingSink()
+    sink.root = tmp_path / "objects"
+    with BatchWriter(store, repo=REPO, source="git", batch_rows=3, sink=sink) as writer:
+        for n in range(7):
+            writer.add(commit(n))
+        writer.add(bad(1))
+        manifest = writer.close(watermark())
+    assert manifest is not None
+    batch_id = manifest.batch_id
+    assert sink.chunks == [(batch_id, 3), (batch_id, 3), (batch_id, 1)]
+    assert sink.done == [(batch_id, 1)]
+    assert sink.aborted == 0
+
+
+def test_sink_is_aborted_when_the_batch_is_discarded_or_empty(store: ObjectStore) -> None:
+    failed, empty = RecordingSink(), RecordingSink()
+
+    def ingest_then_fail() -> None:
+        with BatchWriter(store, repo=REPO, source="git", batch_rows=2, sink=failed) as writer:
+            for n in range(3):
+                writer.add(commit(n))
+            raise RuntimeError("source broke")
+
+    with pytest.raises(RuntimeError, match="source broke"):
+        ingest_then_fail()
+    assert (len(failed.chunks), failed.done, failed.aborted) == (1, [], 1)
+    with BatchWriter(store, repo=REPO, source="git", sink=empty) as writer:
+        assert writer.close(watermark()) is None
+    assert (empty.chunks, empty.done, empty.aborted) == ([], [], 1)
+    assert store.list() == []

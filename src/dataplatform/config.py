@@ -23,6 +23,11 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Profile = Literal["dev", "staging", "prod"]
+# Which PostgreSQL login a pipeline stage uses (least privilege, design 3.3):
+#   ingest    raw layer: ingest, load, labels, ingest-batch quality, queue   (pipeline_service)
+#   transform dbt                                                            (dbt_service)
+#   ml        reads analytics: train, batch scoring, monitoring, registry    (ml_service)
+Stage = Literal["ingest", "transform", "ml"]
 WarehouseBackend = Literal["duckdb", "postgres"]
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 
@@ -35,6 +40,8 @@ DEV_PLACEHOLDER = "dev-only-not-a-secret"
 SECRET_FIELDS = (
     "pii_hash_key",
     "postgres_password",
+    "postgres_dbt_password",
+    "postgres_ml_password",
     "s3_secret_access_key",
     "admin_token",
     "slack_webhook_url",
@@ -68,6 +75,12 @@ class Settings(BaseSettings):
     postgres_password: SecretStr = SecretStr(DEV_PLACEHOLDER)
     postgres_sslmode: SslMode = "prefer"  # the prod profile requires verify-full (design 3.2)
     postgres_sslrootcert: Path | None = None
+    # Per-stage logins (see `Stage`); unset, a stage logs in as postgres_user. In production
+    # postgres_user is a pipeline_service login, which cannot read analytics.
+    postgres_dbt_user: str | None = None
+    postgres_dbt_password: SecretStr | None = None
+    postgres_ml_user: str | None = None
+    postgres_ml_password: SecretStr | None = None
 
     # --- object store ----------------------------------------------------------------------
     # A local folder (default: <home>/objects) or an s3://bucket/prefix URI.
@@ -146,6 +159,10 @@ class Settings(BaseSettings):
         names = ["pii_hash_key", "admin_token"]
         if self.warehouse_backend == "postgres":
             names.append("postgres_password")
+            if self.postgres_dbt_user:
+                names.append("postgres_dbt_password")
+            if self.postgres_ml_user:
+                names.append("postgres_ml_password")
         if self.object_store_uri and self.object_store_uri.startswith("s3://"):
             names.append("s3_secret_access_key")
         return names
@@ -199,6 +216,19 @@ class Settings(BaseSettings):
         if self.postgres_sslrootcert:
             parts["sslrootcert"] = str(self.postgres_sslrootcert)
         return " ".join(f"{k}='{_libpq_quote(v)}'" for k, v in parts.items() if v)
+
+    def for_stage(self, stage: Stage) -> Settings:
+        """These settings logged in as `stage`'s PostgreSQL login (themselves if it has none)."""
+        user, password = {
+            "ingest": (None, None),
+            "transform": (self.postgres_dbt_user, self.postgres_dbt_password),
+            "ml": (self.postgres_ml_user, self.postgres_ml_password),
+        }[stage]
+        if self.warehouse_backend != "postgres" or not user:
+            return self
+        return self.model_copy(
+            update={"postgres_user": user, "postgres_password": password or SecretStr("")}
+        )
 
     def postgres_sqlalchemy_url(self) -> str:
         """SQLAlchemy URL (psycopg 3 driver); contains the password, so never log it."""

@@ -5,6 +5,10 @@ ingest → store (raw Parquet batches) → load (warehouse `raw`, plus human lab
 CCP summary; `monitor_deps` wires the registry's thresholds and rollback into the monitor. Each
 function takes the one `Settings` object, does its stage's I/O through the adapters, and returns
 a plain result the CLI turns into a summary.
+
+On PostgreSQL each stage logs in as its own least-privilege login (`Settings.for_stage`):
+ingest, load and labels as the pipeline login (raw only), dbt as the dbt login, training,
+scoring, monitoring and the registry as the ML login (analytics, every department).
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ from dataplatform.serve.batch import (
     predict_batch,
 )
 from dataplatform.store.batches import BatchWriter, latest_watermarks
-from dataplatform.store.loader import ChecksumMismatchError, LoadSummary, load_pending
+from dataplatform.store.loader import ChecksumMismatchError, LiveLoader, LoadSummary, load_pending
 from dataplatform.train.lineage import Lineage
 from dataplatform.train.specs import MODEL_SPECS
 from dataplatform.train.split import SplitError
@@ -175,9 +179,14 @@ def default_sources() -> list[str]:
 
 
 def ingest(
-    settings: Settings, specs: Sequence[str], *, console: Console | None = None
+    settings: Settings,
+    specs: Sequence[str],
+    *,
+    console: Console | None = None,
+    live: LiveLoader | None = None,
 ) -> IngestResult:
-    """Read each source incrementally and write one raw batch per repository to the store."""
+    """Read each source incrementally and write one raw batch per repository to the store
+    (with `live`, loading each batch into the warehouse while it is written)."""
     started = time.perf_counter()
     if not specs:
         raise PipelineError("ingest needs at least one source (path, clone URL or dataset file)")
@@ -192,7 +201,7 @@ def ingest(
         for source in sources:
             task = progress.add_task(f"ingest {source.name}", total=None)
             try:
-                results.append(_ingest_source(settings, store, source, known, progress, task))
+                results.append(_ingest_source(settings, store, source, known, progress, task, live))
             except SourceError as exc:
                 raise PipelineError(f"ingest of {source.name} failed: {exc}") from None
             progress.remove_task(task)
@@ -206,6 +215,7 @@ def _ingest_source(
     known: dict[tuple[str, str], Watermark],
     progress: Progress,
     task: Any,
+    live: LiveLoader | None = None,
 ) -> SourceIngest:
     previous = {repo: wm for (src, repo), wm in known.items() if src == source.name}
     writers: dict[str, BatchWriter] = {}
@@ -219,6 +229,7 @@ def _ingest_source(
                 source=source.name,
                 batch_rows=settings.ingest_batch_rows,
                 spool_dir=settings.home / "tmp",
+                sink=live.sink() if live is not None else None,
             )
         return writers[repo]
 
@@ -255,7 +266,9 @@ def _quarantine_repo(record: QuarantinedRecord, writers: dict[str, BatchWriter])
     return UNKNOWN_REPO
 
 
-def load(settings: Settings, *, console: Console | None = None) -> LoadResult:
+def load(
+    settings: Settings, *, console: Console | None = None, live: LiveLoader | None = None
+) -> LoadResult:
     """Load every raw batch the warehouse has not seen yet (atomic per batch, idempotent)."""
     started = time.perf_counter()
     store = ObjectStore.from_settings(settings)
@@ -272,18 +285,20 @@ def load(settings: Settings, *, console: Console | None = None) -> LoadResult:
         except ChecksumMismatchError as exc:
             raise PipelineError(str(exc)) from None
         counts = warehouse.table_row_counts(("raw",))
+    if live is not None:  # what was loaded during ingest counts as this stage's work
+        summary = live.summary(after=summary)
     return LoadResult(summary, counts, time.perf_counter() - started)
 
 
 def transform(settings: Settings, *, console: Console | None = None) -> DbtResult:
     """Build and test the dbt project on the configured warehouse."""
-    with _open(settings) as warehouse:
+    with _open(settings.for_stage("ml")) as warehouse:
         # dbt reads the predictions tables as a source before any model has scored.
         ensure_predictions_table(warehouse)
     with _progress(console) as progress:
         progress.add_task("dbt build (staging → intermediate → marts, with tests)", total=None)
         try:
-            return run_dbt(settings)
+            return run_dbt(settings.for_stage("transform"))
         except TransformError as exc:
             raise PipelineError(str(exc)) from None
 
@@ -303,6 +318,7 @@ def train(
     instead of retrained, so re-running the pipeline changes nothing.
     """
     started = time.perf_counter()
+    settings = settings.for_stage("ml")
     spec = MODEL_SPECS.get(spec_name)
     if spec is None:
         raise PipelineError(f"unknown model {spec_name!r}; known: {', '.join(sorted(MODEL_SPECS))}")
@@ -404,6 +420,7 @@ def predict(
     console: Console | None = None,
 ) -> BatchScoreResult:
     """Score every commit the `alias` version of `model_name` has not scored yet."""
+    settings = settings.for_stage("ml")
     with _open(settings) as warehouse, _progress(console) as progress:
         task = progress.add_task(f"batch scoring with {model_name}@{alias}", total=None)
         try:
@@ -426,27 +443,43 @@ def check_quality(
     settings: Settings, batch_ids: Sequence[str], *, feature_mart: bool
 ) -> list[QualityReport]:
     """Data quality of new raw batches and (when it changed) the feature mart, stored in
-    `monitoring.checks` under a run id of its own. Nothing new → nothing checked or written."""
-    with _open(settings) as warehouse:
-        reports = check_ingest_batches(warehouse, batch_ids) if batch_ids else []
-        if feature_mart:
-            reports.append(check_feature_mart(warehouse))
-        if reports:
-            now = datetime.now(UTC)
-            ensure_monitoring_tables(warehouse)
-            run_id = f"quality-{now:%Y%m%dT%H%M%S%fZ}"
-            checks = [c for r in reports for c in r.checks(prefix=f"quality:{r.dataset}")]
-            write_checks(warehouse, run_id, checks, checked_at=now)
+    `monitoring.checks` under a run id of its own. Nothing new → nothing checked or written.
+
+    Raw batches are checked as the pipeline login, the feature mart as the ML login: neither
+    may read the other's schema."""
+    now = datetime.now(UTC)
+    run_id = f"quality-{now:%Y%m%dT%H%M%S%fZ}"
+    reports: list[QualityReport] = []
+    if batch_ids:
+        with _open(settings) as warehouse:
+            reports.extend(
+                _write_quality(warehouse, run_id, now, check_ingest_batches(warehouse, batch_ids))
+            )
+    if feature_mart:
+        with _open(settings.for_stage("ml")) as warehouse:
+            reports.extend(_write_quality(warehouse, run_id, now, [check_feature_mart(warehouse)]))
+    return reports
+
+
+def _write_quality(
+    warehouse: Warehouse, run_id: str, now: datetime, reports: list[QualityReport]
+) -> list[QualityReport]:
+    """Store `reports` as checks of `run_id`; returns them."""
+    if reports:
+        ensure_monitoring_tables(warehouse)
+        checks = [c for r in reports for c in r.checks(prefix=f"quality:{r.dataset}")]
+        write_checks(warehouse, run_id, checks, checked_at=now)
     return reports
 
 
 def monitor_deps(settings: Settings, model_name: str) -> MonitorDeps:
     """What the monitor needs from the registry: thresholds, the promotion floor, rollback."""
     thresholds = load_thresholds(settings.thresholds_path).for_model(model_name)
+    settings = settings.for_stage("ml")
 
     def rollback(name: str, reason: str) -> RollbackOutcome:
         with open_lifecycle(settings, thresholds_path=settings.thresholds_path) as lifecycle:
-            return lifecycle.rollback(name, reason=reason, actor="monitor")
+            return lifecycle.rollback(name, reason=reason, actor="monitor", automatic=True)
 
     return MonitorDeps(
         thresholds=thresholds.monitoring, f1_floor=thresholds.gates.min_f1, rollback=rollback
@@ -471,8 +504,18 @@ def run(settings: Settings, specs: Sequence[str], *, console: Console | None = N
     commit probability (CCP) per repository and month once one has scored.
     """
     started = time.perf_counter()
-    ingested = ingest(settings, list(specs) or default_sources(), console=console)
-    loaded = load(settings, console=console)
+    with _open(settings) as warehouse:  # load each new batch while it is ingested (DuckDB)
+        live = LiveLoader(
+            ObjectStore.from_settings(settings),
+            warehouse,
+            settings.pii_hash_key.get_secret_value().encode(),
+        )
+        try:
+            live.load_pending_first()
+        except ChecksumMismatchError as exc:
+            raise PipelineError(str(exc)) from None
+        ingested = ingest(settings, list(specs) or default_sources(), console=console, live=live)
+    loaded = load(settings, console=console, live=live)
     labels = load_labels_stage(settings) if settings.labels_dir else None
     built = transform(settings, console=console)
     new_batches = [m.batch_id for src in ingested.sources for m in src.batches]
@@ -495,7 +538,9 @@ def run(settings: Settings, specs: Sequence[str], *, console: Console | None = N
                 "--reason TEXT`"
             )
     with _open(settings) as warehouse:
-        counts = warehouse.table_row_counts(("raw", "analytics"))
+        counts = warehouse.table_row_counts(("raw",))
+    with _open(settings.for_stage("ml")) as warehouse:
+        counts |= warehouse.table_row_counts(("analytics",))
         try:
             ccp = repository_monthly_ccp(warehouse)
         except CcpUnavailable:

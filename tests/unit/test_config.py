@@ -117,3 +117,49 @@ def test_conninfo_quotes_the_password(tmp_path: Path) -> None:
     s = get_settings(home=tmp_path, postgres_password=quoted)
     assert "password='it\\'s a \\'secret\\''" in s.postgres_conninfo()  # pragma: allowlist secret
     assert "%27" in s.postgres_sqlalchemy_url()
+
+
+def test_each_stage_logs_in_as_its_own_postgres_login(tmp_path: Path) -> None:
+    settings = get_settings(
+        home=tmp_path,
+        warehouse_backend="postgres",
+        postgres_user="pipeline_login",
+        postgres_password=STRONG,
+        postgres_dbt_user="dbt_login",
+        postgres_dbt_password=STRONG + "-dbt",
+        postgres_ml_user="ml_login",
+        postgres_ml_password=STRONG + "-ml",
+    )
+    assert settings.for_stage("ingest") is settings
+    dbt, ml = settings.for_stage("transform"), settings.for_stage("ml")
+    assert (dbt.postgres_user, dbt.postgres_password.get_secret_value()) == (
+        "dbt_login",
+        STRONG + "-dbt",
+    )
+    assert (ml.postgres_user, ml.postgres_password.get_secret_value()) == (
+        "ml_login",
+        STRONG + "-ml",
+    )
+    assert "user='ml_login'" in ml.postgres_conninfo()
+    assert settings.postgres_user == "pipeline_login"  # the original is left alone
+
+
+def test_stages_share_the_one_login_when_no_stage_login_is_set(tmp_path: Path) -> None:
+    settings = get_settings(home=tmp_path, warehouse_backend="postgres")
+    assert settings.for_stage("transform") is settings
+    assert settings.for_stage("ml") is settings
+    duck = get_settings(home=tmp_path, postgres_ml_user="ml_login")
+    assert duck.for_stage("ml") is duck  # DuckDB has no logins
+
+
+def test_a_stage_login_without_its_password_is_refused_outside_dev(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="DATAPLATFORM_POSTGRES_ML_PASSWORD"):
+        get_settings(
+            profile="staging",
+            home=tmp_path,
+            warehouse_backend="postgres",
+            postgres_password=STRONG,
+            postgres_ml_user="ml_login",
+            pii_hash_key=STRONG,
+            admin_token=STRONG,
+        )

@@ -5,8 +5,8 @@
     change of their own (their branch's commits are counted themselves).
     Every month with a non-merge commit has a row; `ccp` is NULL while none of its commits has a
     production prediction (e.g. before the first batch scoring), so the view builds and answers
-    on an empty analytics.commit_predictions. Prediction per commit: the one of the version that
-    held `production` at the most recent scoring run, else the newest (as commit_predictions_latest).
+    on an empty analytics.commit_predictions. Prediction per commit: the latest production one
+    (macros/latest_production_predictions.sql, as in commit_predictions_latest).
     The raw hit rate is reported; the paper's correction for the classifier's recall and false
     positive rate, (hit rate - FPR) / (recall - FPR), is not applied.
     A view, so that new predictions count without rebuilding dbt.
@@ -17,54 +17,9 @@
 
 with
 
-predictions as (
-
-    select * from {{ source('predictions', 'commit_predictions') }}
-    where model_name = 'corrective-classifier'
-      and alias = 'production'
-
-),
-
-runs as (
-
-    select
-        model_version,
-        row_number() over (order by finished_at desc, batch_id desc) as run_recency
-    from {{ source('predictions', 'commit_prediction_batches') }}
-    where model_name = 'corrective-classifier'
-      and alias = 'production'
-
-),
-
-current_production as (
-
-    select model_version from runs where run_recency = 1
-
-),
-
-ranked as (
-
-    select
-        predictions.commit_key,
-        predictions.model_version,
-        predictions.predicted_class,
-        predictions.probability,
-        row_number() over (
-            partition by predictions.commit_key
-            order by
-                case when current_production.model_version is not null then 0 else 1 end,
-                predictions.scored_at desc,
-                predictions.model_version desc
-        ) as prediction_recency
-    from predictions
-    left join current_production
-        on predictions.model_version = current_production.model_version
-
-),
-
 latest as (
 
-    select * from ranked where prediction_recency = 1
+    {{ latest_production_predictions('corrective-classifier') }}
 
 ),
 

@@ -132,6 +132,16 @@ cnpg.io/cluster: {{ include "data-platform.fullname" . }}-pg
   value: "5432"
 - name: DATAPLATFORM_POSTGRES_DB
   value: {{ .Values.config.postgresDatabase | quote }}
+- name: DATAPLATFORM_POSTGRES_USER
+  value: {{ .Values.config.postgresUsers.pipeline | quote }}
+{{- with .Values.config.postgresUsers.dbt }}
+- name: DATAPLATFORM_POSTGRES_DBT_USER
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.config.postgresUsers.ml }}
+- name: DATAPLATFORM_POSTGRES_ML_USER
+  value: {{ . | quote }}
+{{- end }}
 - name: DATAPLATFORM_POSTGRES_SSLMODE
   value: {{ .Values.config.postgresSslMode | quote }}
 - name: DATAPLATFORM_OBJECT_STORE_URI

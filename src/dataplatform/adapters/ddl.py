@@ -7,6 +7,12 @@ layer uses instead, the batch that brought the row, and when it was loaded.
 
 from __future__ import annotations
 
+RAW_TABLES: tuple[str, ...] = (
+    "raw.commits",
+    "raw.commit_quarantine",
+    "raw.ingest_batches",
+    "raw.commit_labels",
+)
 RAW_SCHEMA_DDL: tuple[str, ...] = (
     "CREATE SCHEMA IF NOT EXISTS raw",
     "CREATE SCHEMA IF NOT EXISTS analytics",

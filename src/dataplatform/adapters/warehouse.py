@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from dataplatform.adapters.ddl import RAW_SCHEMA_DDL
+from dataplatform.adapters.ddl import RAW_SCHEMA_DDL, RAW_TABLES
 from dataplatform.contracts import COMMIT_SCHEMA, QUARANTINE_SCHEMA, BatchManifest
 
 if TYPE_CHECKING:
@@ -116,6 +116,10 @@ class Warehouse(Protocol):
         """Create the raw/analytics schemas and raw tables if missing."""
         ...
 
+    def ensure_ddl(self, statements: Sequence[str], tables: Sequence[str]) -> None:
+        """Run the idempotent DDL `statements` unless every one of `tables` already exists."""
+        ...
+
     def load_batch(
         self, manifest: BatchManifest, commits: pa.Table, quarantine: pa.Table, pii_key: bytes
     ) -> LoadResult:
@@ -197,8 +201,11 @@ class DuckDBWarehouse:
         return self._con
 
     def ensure_raw_schema(self) -> None:
+        self.ensure_ddl(RAW_SCHEMA_DDL, RAW_TABLES)
+
+    def ensure_ddl(self, statements: Sequence[str], tables: Sequence[str]) -> None:
         con = self.connection
-        for statement in RAW_SCHEMA_DDL:
+        for statement in statements:
             con.execute(statement)
 
     def loaded_batch_ids(self) -> set[str]:
@@ -209,66 +216,20 @@ class DuckDBWarehouse:
         self, manifest: BatchManifest, commits: pa.Table, quarantine: pa.Table, pii_key: bytes
     ) -> LoadResult:
         _check_batch(manifest, commits, quarantine)
-        con = self.connection
-        staged = _with_hashes(commits, pii_key)
-        staged_quarantine = quarantine.select(list(QUARANTINE_COLUMNS)).cast(QUARANTINE_SCHEMA)
-        loaded_at = datetime.now(UTC)
-        con.begin()
+        staged = self.begin_load(manifest.batch_id, pii_key)
         try:
-            seen = con.execute(
-                "SELECT 1 FROM raw.ingest_batches WHERE batch_id = ?", [manifest.batch_id]
-            ).fetchone()
-            if seen:
-                con.rollback()
-                return LoadResult(0, 0, 0, already_loaded=True)
-            con.register("_stage_commits", staged)
-            con.register("_stage_quarantine", staged_quarantine)
-            cols = ", ".join(COMMIT_COLUMNS + HASH_COLUMNS)
-            inserted = _count(
-                con.execute(
-                    f"""
-                    INSERT INTO raw.commits ({cols}, batch_id, loaded_at)
-                    SELECT DISTINCT ON (repo, commit_sha) {cols}, ?, ?
-                    FROM _stage_commits ORDER BY repo, commit_sha
-                    ON CONFLICT (repo, commit_sha) DO NOTHING
-                    """,
-                    [manifest.batch_id, loaded_at],
-                ).fetchone()
-            )
-            self._after_commits_insert(manifest)
-            qcols = ", ".join(QUARANTINE_COLUMNS)
-            quarantined = _count(
-                con.execute(
-                    f"""
-                    INSERT INTO raw.commit_quarantine ({qcols}, batch_id, loaded_at)
-                    SELECT {qcols}, ?, ? FROM _stage_quarantine
-                    """,
-                    [manifest.batch_id, loaded_at],
-                ).fetchone()
-            )
-            con.execute(
-                "INSERT INTO raw.ingest_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    manifest.batch_id,
-                    manifest.repo,
-                    manifest.source,
-                    manifest.ingest_date,
-                    manifest.row_count,
-                    inserted,
-                    quarantined,
-                    manifest.checksum,
-                    _watermark_json(manifest),
-                    loaded_at,
-                ],
-            )
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
+            staged.append(commits)
+            return staged.finish(manifest, quarantine)
         finally:
-            for view in ("_stage_commits", "_stage_quarantine"):
-                con.unregister(view)
-        return LoadResult(inserted, commits.num_rows - inserted, quarantined, already_loaded=False)
+            staged.abort()  # no-op once finished
+
+    def begin_load(self, batch_id: str, pii_key: bytes) -> DuckDBBatchLoad:
+        """Start loading one batch chunk by chunk (e.g. while it is still being ingested).
+
+        One transaction stays open until `DuckDBBatchLoad.finish`: nothing is visible before,
+        everything after; `abort` (or any failure) rolls it all back.
+        """
+        return DuckDBBatchLoad(self, batch_id, pii_key)
 
     def _after_commits_insert(self, manifest: BatchManifest) -> None:
         """Hook between the commits and quarantine inserts (tests inject crashes here)."""
@@ -305,6 +266,131 @@ class DuckDBWarehouse:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class DuckDBBatchLoad:
+    """One batch being loaded into DuckDB in one open transaction (see `begin_load`).
+
+    `append` inserts a chunk of commits (COMMIT_SCHEMA) into raw.commits with their e-mail
+    hashes, skipping keys already present (earlier batches, or an earlier chunk of this one);
+    `finish` checks the totals against the manifest, adds the quarantine and the batch record
+    and commits. A batch recorded already is rolled back and reported as `already_loaded`.
+    """
+
+    def __init__(self, warehouse: DuckDBWarehouse, batch_id: str, pii_key: bytes) -> None:
+        self._warehouse = warehouse
+        self._con = warehouse.connection
+        self._batch_id = batch_id
+        self._pii_key = pii_key
+        self._loaded_at = datetime.now(UTC)
+        self._rows = self._inserted = 0
+        self._open = True
+        self._con.begin()
+        try:
+            self._seen = bool(
+                self._con.execute(
+                    "SELECT 1 FROM raw.ingest_batches WHERE batch_id = ?", [batch_id]
+                ).fetchone()
+            )
+        except BaseException:
+            self.abort()
+            raise
+
+    def append(self, commits: pa.Table | pa.RecordBatch) -> None:
+        """Insert a chunk of the batch's commits (inside the still uncommitted transaction)."""
+        if not self._open:
+            raise RuntimeError(f"load of batch {self._batch_id} is finished")
+        if self._seen or not commits.num_rows:
+            self._rows += commits.num_rows
+            return
+        con = self._con
+        table = commits if isinstance(commits, pa.Table) else pa.Table.from_batches([commits])
+        con.register("_stage_commits", _with_hashes(table, self._pii_key))
+        try:
+            cols = ", ".join(COMMIT_COLUMNS + HASH_COLUMNS)
+            self._inserted += _count(
+                con.execute(
+                    f"""
+                    INSERT INTO raw.commits ({cols}, batch_id, loaded_at)
+                    SELECT DISTINCT ON (repo, commit_sha) {cols}, ?, ?
+                    FROM _stage_commits ORDER BY repo, commit_sha
+                    ON CONFLICT (repo, commit_sha) DO NOTHING
+                    """,
+                    [self._batch_id, self._loaded_at],
+                ).fetchone()
+            )
+        except BaseException:
+            self.abort()
+            raise
+        finally:
+            con.unregister("_stage_commits")
+        self._rows += table.num_rows
+
+    def finish(self, manifest: BatchManifest, quarantine: pa.Table) -> LoadResult:
+        """Record the batch and commit; every commit of `manifest` must have been appended."""
+        if not self._open:
+            raise RuntimeError(f"load of batch {self._batch_id} is finished")
+        con = self._con
+        try:
+            if manifest.batch_id != self._batch_id:
+                raise BatchLoadError(f"loading batch {self._batch_id}, got {manifest.batch_id}")
+            if self._seen:
+                self.abort()
+                return LoadResult(0, 0, 0, already_loaded=True)
+            if self._rows != manifest.row_count:
+                raise BatchLoadError(
+                    f"batch {manifest.batch_id}: {self._rows} commits, manifest says "
+                    f"{manifest.row_count}"
+                )
+            if quarantine.num_rows != manifest.quarantined_count:
+                raise BatchLoadError(
+                    f"batch {manifest.batch_id}: {quarantine.num_rows} quarantined records, "
+                    f"manifest says {manifest.quarantined_count}"
+                )
+            self._warehouse._after_commits_insert(manifest)
+            staged_quarantine = quarantine.select(list(QUARANTINE_COLUMNS)).cast(QUARANTINE_SCHEMA)
+            con.register("_stage_quarantine", staged_quarantine)
+            qcols = ", ".join(QUARANTINE_COLUMNS)
+            quarantined = _count(
+                con.execute(
+                    f"""
+                    INSERT INTO raw.commit_quarantine ({qcols}, batch_id, loaded_at)
+                    SELECT {qcols}, ?, ? FROM _stage_quarantine
+                    """,
+                    [manifest.batch_id, self._loaded_at],
+                ).fetchone()
+            )
+            con.execute(
+                "INSERT INTO raw.ingest_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    manifest.batch_id,
+                    manifest.repo,
+                    manifest.source,
+                    manifest.ingest_date,
+                    manifest.row_count,
+                    self._inserted,
+                    quarantined,
+                    manifest.checksum,
+                    _watermark_json(manifest),
+                    self._loaded_at,
+                ],
+            )
+            con.commit()
+            self._open = False
+        except BaseException:
+            self.abort()
+            raise
+        finally:
+            con.unregister("_stage_quarantine")  # after the rollback: no-op when not registered
+        return LoadResult(
+            self._inserted, self._rows - self._inserted, quarantined, already_loaded=False
+        )
+
+    def abort(self) -> None:
+        """Roll back everything appended (no-op once finished or aborted)."""
+        if self._open:
+            self._open = False
+            self._con.rollback()
 
 
 def _count(row: tuple[Any, ...] | None) -> int:
@@ -415,11 +501,24 @@ class PostgresWarehouse:
         return self._conn
 
     def ensure_raw_schema(self) -> None:
+        self.ensure_ddl(RAW_SCHEMA_DDL, RAW_TABLES)
+
+    def ensure_ddl(self, statements: Sequence[str], tables: Sequence[str]) -> None:
+        """On a migrated database every table exists and nothing runs: application logins have
+        no CREATE privilege there, and ``CREATE SCHEMA IF NOT EXISTS`` checks the privilege
+        before it checks existence. Without migrations (dev, tests) the DDL creates them."""
         conn = self.connection
+        if tables:
+            row = conn.execute(
+                "SELECT bool_and(to_regclass(t) IS NOT NULL) FROM unnest(%s::text[]) AS t",
+                [list(tables)],
+            ).fetchone()
+            if row is not None and row[0]:
+                return
         with conn.transaction():
             # Serialise concurrent first runs: CREATE ... IF NOT EXISTS can still race in PG.
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext('dataplatform.raw_ddl'))")
-            for statement in RAW_SCHEMA_DDL:
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('dataplatform.ddl'))")
+            for statement in statements:
                 conn.execute(statement)
 
     def loaded_batch_ids(self) -> set[str]:

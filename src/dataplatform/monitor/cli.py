@@ -108,7 +108,8 @@ def make_monitor_command(wire: Wiring) -> Callable[..., None]:
         console = Console()
         settings = ctx.obj if isinstance(ctx.obj, Settings) else None
         try:
-            settings = settings or get_settings()
+            # The ML login: the monitor reads analytics and may roll back (least privilege).
+            settings = (settings or get_settings()).for_stage("ml")
         except SettingsError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None

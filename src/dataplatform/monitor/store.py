@@ -16,6 +16,7 @@ from dataplatform.monitor.policy import SEVERITIES, CheckResult, Decision, Windo
 if TYPE_CHECKING:
     from dataplatform.adapters.warehouse import Warehouse
 
+MONITORING_TABLES = ("monitoring.monitor_runs", "monitoring.checks", "monitoring.incidents")
 MONITORING_DDL: tuple[str, ...] = (
     "CREATE SCHEMA IF NOT EXISTS monitoring",
     """
@@ -72,8 +73,7 @@ MONITORING_DDL: tuple[str, ...] = (
 
 def ensure_tables(warehouse: Warehouse) -> None:
     """Create the monitoring schema and tables if missing."""
-    for statement in MONITORING_DDL:
-        warehouse.execute(statement)
+    warehouse.ensure_ddl(MONITORING_DDL, MONITORING_TABLES)
 
 
 def write_checks(

@@ -98,6 +98,63 @@ def migrate_command(
     )
 
 
+@db_app.command("create-login")
+def create_login_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Name of the new LOGIN role.")],
+    group: Annotated[
+        str,
+        typer.Option(help="Group role: pipeline_service, dbt_service, ml_service, data_analyst, …"),
+    ],
+    password_file: Annotated[
+        Path,
+        typer.Option(
+            help="Secret file of the password: read if it exists, else a random password is "
+            "written there (mode 600). Never printed."
+        ),
+    ],
+    department: Annotated[
+        list[str] | None, typer.Option(help="Department whose rows the login may read.")
+    ] = None,
+) -> None:
+    """Create a LOGIN role in a group role (as the bootstrap admin); audited."""
+    import secrets
+
+    import psycopg
+
+    from dataplatform.security.audit import insert_event
+    from dataplatform.security.roles import create_login
+
+    settings = _settings(ctx)
+    _require_postgres(settings)
+    if password_file.exists():
+        password = password_file.read_text(encoding="utf-8").strip()
+        if len(password) < 16:
+            raise _fail(ValueError(f"{password_file}: a password needs at least 16 characters"))
+    else:
+        password = secrets.token_urlsafe(32)
+        password_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(password)
+    departments = tuple(department or ())
+    try:
+        with (
+            psycopg.connect(_admin_conninfo(settings), autocommit=True) as conn,
+            conn.transaction(),
+        ):
+            create_login(conn, name, password, group, departments=departments)
+            insert_event(
+                conn,
+                "db.create_login",
+                name,
+                details={"group": group, "departments": list(departments)},
+            )
+    except (ValueError, psycopg.Error) as exc:
+        raise _fail(exc) from None
+    console.print(f"created login {name} in {group}; password in {password_file}")
+
+
 @db_app.command("audit")
 def audit_command(ctx: typer.Context) -> None:
     """Catalog audit of row-level security; exit 2 when anything breaks the contract."""

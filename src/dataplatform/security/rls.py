@@ -28,6 +28,7 @@ APPLICATION_ROLES: tuple[str, ...] = (
     "pipeline_service",
     "mlflow_service",
     "dbt_service",
+    "ml_service",  # migration 0008: training, batch scoring and monitoring
 )
 RLS_SCHEMAS: tuple[str, ...] = ("analytics",)
 
@@ -118,12 +119,18 @@ _REPO_TABLES_WITHOUT_POLICY = """
     ORDER BY 1
 """
 # Permissive policies other than ours that could widen access (e.g. USING (true) TO PUBLIC).
+# Ours are known by name AND grantee: the department policy applies to PUBLIC, the all-rows
+# policies only to dbt_service (builds the marts) and ml_service (trains, scores; 0008).
 _FOREIGN_POLICIES = """
     SELECT format('%%I.%%I', n.nspname, c.relname), p.polname
     FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
     JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE n.nspname = ANY(%s) AND p.polpermissive
-      AND p.polname NOT IN ('department_isolation', 'transform_all_rows')
+      AND NOT (p.polname = 'department_isolation' AND p.polroles = '{0}'::oid[])
+      AND NOT (p.polname = 'transform_all_rows'
+               AND p.polroles = ARRAY[to_regrole('dbt_service')::oid])
+      AND NOT (p.polname = 'models_all_rows'
+               AND p.polroles = ARRAY[to_regrole('ml_service')::oid])
     ORDER BY 1, 2
 """
 _VIEWS_NOT_INVOKER = """

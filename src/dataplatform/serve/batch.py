@@ -363,8 +363,7 @@ def ensure_predictions_table(warehouse: Warehouse) -> None:
     The pipeline calls this before dbt so that the `predictions` dbt models build (empty) before
     any production model exists.
     """
-    for statement in PREDICTIONS_DDL:
-        warehouse.execute(statement)
+    warehouse.ensure_ddl(PREDICTIONS_DDL, (PREDICTIONS_TABLE, BATCHES_TABLE))
 
 
 def _table_exists(warehouse: Warehouse, table: str) -> bool:

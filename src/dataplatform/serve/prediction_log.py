@@ -77,8 +77,7 @@ def features_json(values: dict[str, Any]) -> str:
 
 def insert_rows(warehouse: Warehouse, rows: Sequence[PredictionLogRow]) -> None:
     """Create the table if missing and insert `rows` (one multi-row INSERT, `?` placeholders)."""
-    for statement in PREDICTION_LOG_DDL:
-        warehouse.execute(statement)
+    warehouse.ensure_ddl(PREDICTION_LOG_DDL, (PREDICTION_LOG_TABLE,))
     if not rows:
         return
     one = "(" + ", ".join("?" for _ in COLUMNS) + ")"

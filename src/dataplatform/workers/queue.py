@@ -133,6 +133,10 @@ class WorkQueue:
 
     def ensure_schema(self) -> None:
         """Create the queue table if missing (serialised: concurrent first runs are safe)."""
+        # A migrated database has it, and worker logins may not create it (no CREATE on raw).
+        row = self.conn.execute("SELECT to_regclass('raw.ingest_queue') IS NOT NULL").fetchone()
+        if row is not None and row[0]:
+            return
         with self.conn.transaction():
             self.conn.execute("SELECT pg_advisory_xact_lock(hashtext('dataplatform.ingest_queue'))")
             for statement in QUEUE_DDL:

@@ -9,13 +9,18 @@ import psycopg
 import pytest
 from security_world import DEPARTMENTS, Cluster
 
-from dataplatform.adapters.ddl import RAW_SCHEMA_DDL
+from dataplatform.adapters.ddl import RAW_SCHEMA_DDL, RAW_TABLES
+from dataplatform.monitor.store import MONITORING_DDL, MONITORING_TABLES
+from dataplatform.registry.history import HISTORY_DDL, HISTORY_TABLE
 from dataplatform.security.migrate import (
     MigrationError,
     default_migrations_dir,
     discover_migrations,
     migrate,
 )
+from dataplatform.serve.batch import BATCHES_TABLE, PREDICTIONS_DDL, PREDICTIONS_TABLE
+from dataplatform.serve.prediction_log import PREDICTION_LOG_DDL, PREDICTION_LOG_TABLE
+from dataplatform.workers.queue import QUEUE_DDL
 
 pytestmark = pytest.mark.postgres
 
@@ -80,19 +85,48 @@ def test_failing_migration_applies_nothing_of_itself(migrated: Cluster, tmp_path
     assert 9001 not in versions
 
 
+# Every table the code creates on first use (DuckDB, unmigrated PostgreSQL) and a migration
+# creates in production: the two DDLs must agree column for column.
+CODE_DDL: tuple[tuple[str, ...], ...] = (
+    RAW_SCHEMA_DDL,
+    PREDICTIONS_DDL,
+    PREDICTION_LOG_DDL,
+    MONITORING_DDL,
+    HISTORY_DDL,
+    QUEUE_DDL,
+)
+CODE_TABLES = (
+    *RAW_TABLES,
+    PREDICTIONS_TABLE,
+    BATCHES_TABLE,
+    PREDICTION_LOG_TABLE,
+    *MONITORING_TABLES,
+    HISTORY_TABLE,
+    "raw.ingest_queue",
+)
+
+
 def columns(conninfo: str) -> list[tuple[str, ...]]:
     with psycopg.connect(conninfo) as conn:
         return conn.execute(
             """
-            SELECT table_name, column_name, data_type, is_nullable, ordinal_position::text
-            FROM information_schema.columns WHERE table_schema = 'raw'
-            ORDER BY table_name, ordinal_position
-            """
+            SELECT table_schema || '.' || table_name, column_name, data_type, is_nullable,
+                   ordinal_position::text, coalesce(column_default, '')
+            FROM information_schema.columns
+            WHERE table_schema || '.' || table_name = ANY(%s)
+            ORDER BY 1, ordinal_position
+            """,
+            [list(CODE_TABLES)],
         ).fetchall()
 
 
-def test_raw_tables_match_the_adapter_ddl(migrated: Cluster, pg_db: dict[str, str]) -> None:
+def test_tables_created_by_code_match_the_migrations(
+    migrated: Cluster, pg_db: dict[str, str]
+) -> None:
     with psycopg.connect(pg_db["conninfo"]) as conn:
-        for statement in RAW_SCHEMA_DDL:
-            conn.execute(statement)
-    assert columns(migrated.admin) == columns(pg_db["conninfo"])
+        for ddl in CODE_DDL:
+            for statement in ddl:
+                conn.execute(statement)
+    in_code = columns(pg_db["conninfo"])
+    assert {row[0] for row in in_code} == set(CODE_TABLES)
+    assert columns(migrated.admin) == in_code

@@ -207,9 +207,9 @@ def test_result_label_and_throughput() -> None:
 
 def test_dbt_pre_hook_creates_the_same_tables_as_python() -> None:
     """The dbt model creates the tables too (fresh warehouses): its DDL must not drift."""
-    model = Path(__file__).resolve().parents[3] / "dbt/models/predictions"
-    sql = (model / "commit_predictions_latest.sql").read_text()
-    hooks = re.findall(r"\{%- set \w+ -%\}(.*?)\{%- endset -%\}", sql, flags=re.S)
+    macros = Path(__file__).resolve().parents[3] / "dbt/macros"
+    sql = (macros / "create_if_missing.sql").read_text()
+    hooks = re.findall(r"\{% macro \w+_table_ddl\(\) -%\}(.*?)\{%- endmacro %\}", sql, flags=re.S)
 
     def norm(text: str) -> str:
         return " ".join(text.lower().split())

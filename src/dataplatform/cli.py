@@ -7,12 +7,12 @@ readable summary. Exit codes: 0 ok, 1 failure, 2 a policy said no.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from dataplatform import pipeline, report
+from dataplatform import report
 from dataplatform.config import Settings, SettingsError, get_settings
 from dataplatform.deploy.cli import deploy_app, smoke
 from dataplatform.monitor.cli import make_monitor_command
@@ -20,6 +20,11 @@ from dataplatform.registry.cli import model_app
 from dataplatform.security.cli import db_app, secrets_app
 from dataplatform.serve.cli import serve
 from dataplatform.workers.cli import worker_app
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from dataplatform.monitor.runner import MonitorDeps
 
 app = typer.Typer(
     name="dataplatform",
@@ -73,6 +78,19 @@ def _main(
         raise typer.Exit(1) from None
 
 
+def _pipeline() -> ModuleType:
+    """The composition root, imported on first use: it pulls in every stage (scikit-learn,
+    MLflow, dbt), seconds that `--help` and the commands that do not need it should not pay."""
+    from dataplatform import pipeline
+
+    return pipeline
+
+
+def _monitor_deps(settings: Settings, model_name: str) -> MonitorDeps:
+    deps: MonitorDeps = _pipeline().monitor_deps(settings, model_name)
+    return deps
+
+
 def _fail(exc: Exception) -> typer.Exit:
     err_console.print(f"[red]error:[/red] {exc}")
     return typer.Exit(1)
@@ -82,6 +100,7 @@ def _fail(exc: Exception) -> typer.Exit:
 def ingest(ctx: typer.Context, sources: SourcesArg = None) -> None:
     """Read commit history from SOURCES and land raw Parquet batches in the object store."""
     settings = _settings(ctx)
+    pipeline = _pipeline()
     try:
         result = pipeline.ingest(settings, sources or [], console=console)
     except pipeline.PipelineError as exc:
@@ -93,6 +112,7 @@ def ingest(ctx: typer.Context, sources: SourcesArg = None) -> None:
 def load(ctx: typer.Context) -> None:
     """Load every raw batch not yet in the warehouse into `raw.commits` (idempotent)."""
     settings = _settings(ctx)
+    pipeline = _pipeline()
     try:
         result = pipeline.load(settings, console=console)
     except pipeline.PipelineError as exc:
@@ -104,6 +124,7 @@ def load(ctx: typer.Context) -> None:
 def transform(ctx: typer.Context) -> None:
     """Build the dbt project (staging → intermediate → analytics marts) and run its tests."""
     settings = _settings(ctx)
+    pipeline = _pipeline()
     try:
         result = pipeline.transform(settings, console=console)
     except pipeline.PipelineError as exc:
@@ -118,6 +139,7 @@ def train(
 ) -> None:
     """Train a model spec on the feature mart, log it to MLflow and register a version."""
     settings = _settings(ctx)
+    pipeline = _pipeline()
     try:
         result = pipeline.train(settings, model, console=console)
     except pipeline.PipelineError as exc:
@@ -133,6 +155,7 @@ def predict_batch(
 ) -> None:
     """Score the commits the ALIAS version has not scored yet into analytics.commit_predictions."""
     settings = _settings(ctx)
+    pipeline = _pipeline()
     try:
         result = pipeline.predict(settings, model, alias, console=console)
     except pipeline.NoModelToScore as exc:
@@ -147,6 +170,7 @@ def predict_batch(
 def run(ctx: typer.Context, sources: SourcesArg = None) -> None:
     """Run the whole pipeline: ingest → load → transform → train → register, then summarise."""
     settings = _settings(ctx)
+    pipeline = _pipeline()
     try:
         result = pipeline.run(settings, sources or [], console=console)
     except pipeline.PipelineError as exc:
@@ -164,6 +188,7 @@ def load_labels(
 ) -> None:
     """Load human-labelled commits (CSV) into raw.commit_labels (idempotent per file)."""
     settings = _settings(ctx)
+    pipeline = _pipeline()
     try:
         result = pipeline.load_labels_stage(settings, labels_dir)
     except pipeline.PipelineError as exc:
@@ -174,7 +199,7 @@ def load_labels(
     )
 
 
-app.command("monitor")(make_monitor_command(pipeline.monitor_deps))
+app.command("monitor")(make_monitor_command(_monitor_deps))
 app.command("serve")(serve)
 app.command("smoke")(smoke)
 app.add_typer(db_app, name="db", help="Database migrations, roles and the security audit.")

@@ -4,25 +4,27 @@ The monitor stage imports no other stage, so the command is built around a `Wiri
 the composition root supplies (thresholds from the threshold file, the lifecycle's rollback)::
 
     from dataplatform.monitor.cli import make_monitor_command
-    app.command("monitor")(make_monitor_command(pipeline.monitor_deps))
+    app.command("monitor")(make_monitor_command(monitor_deps))
 
-where ``pipeline.monitor_deps(settings, model_name) -> MonitorDeps``.
+where ``monitor_deps(settings, model_name) -> MonitorDeps`` comes from the composition root.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from dataplatform.config import Settings, SettingsError, get_settings
-from dataplatform.monitor.runner import MonitorDeps, MonitorError, MonitorOutcome, run_monitor
 
-Wiring = Callable[[Settings, str], MonitorDeps]
+if TYPE_CHECKING:  # the runner (pandas, Evidently) is imported when the command runs
+    from dataplatform.monitor.runner import MonitorDeps, MonitorOutcome
+
+Wiring = Callable[[Settings, str], "MonitorDeps"]
 _STYLE = {"ok": "green", "alert": "yellow", "critical": "bold red"}
 
 
@@ -113,6 +115,8 @@ def make_monitor_command(wire: Wiring) -> Callable[..., None]:
         except SettingsError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
+        from dataplatform.monitor.runner import MonitorError, run_monitor
+
         metrics_text = metrics_file.read_text(encoding="utf-8") if metrics_file else None
         try:
             outcome = run_monitor(

@@ -208,6 +208,9 @@ def test_degraded_model_is_rolled_back_automatically(api: Any, tmp_path: Path) -
         assert "f1_drop" in (last.reason or "")
         incidents = lc.warehouse.query_df("SELECT * FROM monitoring.incidents")
         runs = lc.warehouse.query_df("SELECT verdict FROM monitoring.monitor_runs")
+        audited = lc.warehouse.query_df(
+            "SELECT subject, actor, details FROM audit.events WHERE action = 'model.rollback'"
+        )
     assert len(incidents) == 1
     incident = incidents.iloc[0]
     assert (incident["model_version"], incident["action"], incident["action_status"]) == (
@@ -216,6 +219,12 @@ def test_degraded_model_is_rolled_back_automatically(api: Any, tmp_path: Path) -
     assert incident["rolled_back_to"] == v1
     assert "f1_drop" in incident["evidence_json"]
     assert sorted(runs["verdict"]) == ["critical", "ok"]
+    # 7. audited: one automatic rollback by the monitor, naming the version it restored
+    assert len(audited) == 1
+    rollback_event = audited.iloc[0]
+    assert rollback_event["actor"] == "monitor"
+    assert rollback_event["subject"] == f"models:/{NAME}/{v1}"
+    assert '"trigger": "automatic"' in str(rollback_event["details"])
     detection_to_rollback = (
         incident["resolved_at"].to_pydatetime() - incident["detected_at"].to_pydatetime()
     ).total_seconds()

@@ -1,5 +1,6 @@
-"""The whole pipeline with the staging profile against real servers: PostgreSQL warehouse,
-SeaweedFS S3 for raw batches, an MLflow tracking server (PostgreSQL backend, S3 artifacts)."""
+"""The whole pipeline with the staging profile against real servers: PostgreSQL warehouse
+(migrated, one least-privilege login per stage), SeaweedFS S3 for raw batches, an MLflow
+tracking server (PostgreSQL backend, S3 artifacts)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,20 @@ from typing import Any
 import psycopg
 import pytest
 from backend_servers import MlflowServer, S3Server
+from psycopg import sql
+from pydantic import SecretStr
 
 from dataplatform import pipeline
 from dataplatform.config import Settings, get_settings
+from dataplatform.security.migrate import migrate
+from dataplatform.security.roles import create_login
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 DATA = Path(__file__).resolve().parents[3] / "data" / "commits"
 SOURCES = [str(DATA / "encode__httpx.jsonl.gz"), str(DATA / "psf__requests.jsonl.gz")]
 REPOS = {"encode/httpx", "psf/requests"}
+GROUPS = ("pipeline_service", "dbt_service", "ml_service")
 
 
 def staging_settings(
@@ -57,7 +63,40 @@ def test_staging_profile_runs_end_to_end_on_servers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
-    settings = staging_settings(tmp_path, pg_db, s3_server, mlflow_server)
+    monkeypatch.setenv("DATAPLATFORM_DBT_REQUIRE_RLS", "true")
+    # As in production: a migrated database, and each stage logged in as its own
+    # least-privilege login (ingest/load: pipeline_service, dbt: dbt_service, models: ml_service).
+    migrate(pg_db["conninfo"], repo_departments={repo: "web" for repo in REPOS})
+    logins = {group: f"{group}_{tmp_path.name[-12:]}_{secrets.token_hex(3)}" for group in GROUPS}
+    password = secrets.token_urlsafe(24)
+    try:
+        with psycopg.connect(pg_db["conninfo"], autocommit=True) as conn:
+            for group, name in logins.items():
+                create_login(conn, name, password, group)
+        settings = staging_settings(tmp_path, pg_db, s3_server, mlflow_server).model_copy(
+            update={
+                "postgres_user": logins["pipeline_service"],
+                "postgres_password": SecretStr(password),
+                "postgres_dbt_user": logins["dbt_service"],
+                "postgres_dbt_password": SecretStr(password),
+                "postgres_ml_user": logins["ml_service"],
+                "postgres_ml_password": SecretStr(password),
+            }
+        )
+        _run_twice_and_check(settings, pg_db, s3_server, mlflow_server, tmp_path)
+    finally:
+        with psycopg.connect(pg_db["conninfo"], autocommit=True) as conn:
+            for name in logins.values():
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def _run_twice_and_check(
+    settings: Settings,
+    pg_db: dict[str, Any],
+    s3_server: S3Server,
+    mlflow_server: MlflowServer,
+    tmp_path: Path,
+) -> None:
     prefix = f"staging-{tmp_path.name}/raw/"
 
     first = pipeline.run(settings, SOURCES)

@@ -253,6 +253,8 @@ GRANT SELECT ON analytics.commit_predictions, analytics.commit_prediction_batche
 -- Serving (pipeline_service) appends the prediction log; quality checks of ingest batches run
 -- as pipeline_service, model monitoring as ml_service. Monitoring tables are append-only.
 GRANT USAGE ON SCHEMA monitoring TO ml_service;
+-- 0006 let the serving layer create its log table; the table exists now, so nothing may.
+REVOKE CREATE ON SCHEMA monitoring FROM pipeline_service;
 GRANT SELECT, INSERT ON monitoring.prediction_log TO pipeline_service;
 GRANT SELECT ON monitoring.prediction_log TO ml_service;
 GRANT SELECT, INSERT ON monitoring.checks TO pipeline_service, ml_service;

@@ -123,3 +123,13 @@ def test_pipeline_runs_end_to_end_as_least_privilege_logins(
     owners = {row[0] for row in rows}
     migration_owner = conninfo_to_dict(admin).get("user", "postgres")
     assert owners <= {migration_owner, "dbt_service"}, owners
+    # ... and no service role could have: only dbt_service creates, and only in its schemas.
+    creators = _scalar(
+        admin,
+        "SELECT array_agg(r.rolname || ' on ' || n.nspname ORDER BY r.rolname, n.nspname) "
+        "FROM pg_namespace AS n CROSS JOIN pg_roles AS r "
+        "WHERE n.nspname = ANY(ARRAY['raw', 'analytics', 'monitoring', 'registry', 'audit']) "
+        "AND r.rolname IN ('pipeline_service', 'ml_service', 'dbt_service') "
+        "AND has_schema_privilege(r.oid, n.oid, 'CREATE')",
+    )
+    assert creators == ["dbt_service on analytics"]

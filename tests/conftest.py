@@ -121,3 +121,18 @@ def merge_feature_frame() -> Any:
 def flask_feature_frame() -> Any:
     """Mart rows of flask (real commits, merges included)."""
     return _feature_frame("pallets__flask")
+
+
+# Labelled data sets: $DATAPLATFORM_LABELS_DIR, else ../shared/datasets/labels beside the repo.
+# The data has no licence for redistribution, so it is never in the repository; tests that need
+# it skip only when that folder is absent.
+LABELS_DIR = Path(
+    os.environ.get("DATAPLATFORM_LABELS_DIR") or REPO_ROOT / ".." / "shared" / "datasets" / "labels"
+).resolve()
+
+
+@pytest.fixture(scope="session")
+def labels_dir() -> Path:
+    if not LABELS_DIR.is_dir():
+        pytest.skip(f"labelled data sets not available at {LABELS_DIR}")
+    return LABELS_DIR

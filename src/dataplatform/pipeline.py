@@ -475,7 +475,6 @@ def _write_quality(
 def monitor_deps(settings: Settings, model_name: str) -> MonitorDeps:
     """What the monitor needs from the registry: thresholds, the promotion floor, rollback."""
     thresholds = load_thresholds(settings.thresholds_path).for_model(model_name)
-    settings = settings.for_stage("ml")
 
     def rollback(name: str, reason: str) -> RollbackOutcome:
         with open_lifecycle(settings, thresholds_path=settings.thresholds_path) as lifecycle:

@@ -57,11 +57,6 @@ def _model_options(
 
 
 def _settings(ctx: typer.Context) -> Settings:
-    """The settings, logged in as the ML login (the registry stage's least privilege)."""
-    return _given_settings(ctx).for_stage("ml")
-
-
-def _given_settings(ctx: typer.Context) -> Settings:
     obj: Any = ctx.obj
     if isinstance(obj, Settings):
         return obj

@@ -75,9 +75,13 @@ def features_json(values: dict[str, Any]) -> str:
     return json.dumps(values, sort_keys=True, separators=(",", ":"), default=int)
 
 
-def insert_rows(warehouse: Warehouse, rows: Sequence[PredictionLogRow]) -> None:
-    """Create the table if missing and insert `rows` (one multi-row INSERT, `?` placeholders)."""
+def ensure_table(warehouse: Warehouse) -> None:
+    """Create the prediction log table if missing (a migrated database has it: no DDL)."""
     warehouse.ensure_ddl(PREDICTION_LOG_DDL, (PREDICTION_LOG_TABLE,))
+
+
+def insert_rows(warehouse: Warehouse, rows: Sequence[PredictionLogRow]) -> None:
+    """Insert `rows` into the existing table (one multi-row INSERT, `?` placeholders)."""
     if not rows:
         return
     one = "(" + ", ".join("?" for _ in COLUMNS) + ")"
@@ -112,6 +116,7 @@ class PredictionLogWriter:
         self._flushed = threading.Condition()
         self.written = 0
         self.dropped = 0
+        self._table_ready = False
 
     def submit(self, rows: Sequence[PredictionLogRow]) -> None:
         """Queue `rows` without blocking; rows that do not fit are dropped and counted."""
@@ -194,6 +199,9 @@ class PredictionLogWriter:
     def _write(self, rows: Sequence[PredictionLogRow]) -> None:
         warehouse = self._open()
         try:
+            if not self._table_ready:  # once per logger, not on every flush
+                ensure_table(warehouse)
+                self._table_ready = True
             insert_rows(warehouse, rows)
         finally:
             warehouse.close()

@@ -13,12 +13,10 @@ Roles are cluster-wide: every login name carries a random suffix and is dropped 
 
 from __future__ import annotations
 
-import gzip
-import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +31,13 @@ from dataplatform.adapters.object_store import ObjectStore
 from dataplatform.adapters.warehouse import PostgresWarehouse
 from dataplatform.config import Settings, get_settings
 from dataplatform.contracts import BatchManifest, CommitRecord, Watermark
+from dataplatform.ingest.datasets import iter_dataset
 from dataplatform.security.migrate import migrate
 from dataplatform.security.roles import create_login
 from dataplatform.store.batches import write_batch
 from dataplatform.store.loader import read_batch
 
 DATASETS = Path(__file__).resolve().parents[3] / "data" / "commits"
-if not DATASETS.is_dir():  # the copy shipped with the repository
-    DATASETS = Path(__file__).resolve().parents[3] / "data" / "commits"
 DEPARTMENTS = {"encode/httpx": "web", "psf/requests": "platform"}
 OWN_REPO, OTHER_REPO = "encode/httpx", "psf/requests"
 COMMITS_PER_REPO = 300
@@ -50,45 +47,9 @@ PASSWORD = "Test-Only-Passw0rd-7f3c"  # pragma: allowlist secret
 
 
 def read_commits(repo: str, limit: int) -> list[CommitRecord]:
-    """The first `limit` commits of `repo` with a well-formed timestamp, as CommitRecords."""
-    name = repo.replace("/", "__") + ".jsonl.gz"
-    out: list[CommitRecord] = []
-    with gzip.open(DATASETS / name, "rt", encoding="utf-8", newline="\n") as fh:
-        for line in fh.read().split("\n"):
-            if not line:
-                continue
-            obj = json.loads(line)
-            try:
-                authored = datetime.fromisoformat(obj["author_time"])
-                committed = datetime.fromisoformat(obj["committer_time"])
-            except ValueError:
-                continue  # requests' malformed '+518:00' offset: not needed here
-            a_off, c_off = authored.utcoffset(), committed.utcoffset()
-            assert a_off is not None
-            assert c_off is not None
-            out.append(
-                CommitRecord(
-                    repo=obj["repo"],
-                    commit_sha=obj["sha"],
-                    parent_shas=None,
-                    parent_count=obj["parent_count"],
-                    author_name=obj["author_name"],
-                    author_email=obj["author_email"],
-                    committer_name=None,
-                    committer_email=None,
-                    authored_at=authored.astimezone(UTC),
-                    author_utc_offset_minutes=int(a_off.total_seconds() // 60),
-                    committed_at=committed.astimezone(UTC),
-                    committer_utc_offset_minutes=int(c_off.total_seconds() // 60),
-                    message=obj["message"],
-                    files_changed=obj["files_changed"],
-                    lines_added=obj["insertions"],
-                    lines_deleted=obj["deletions"],
-                )
-            )
-            if len(out) == limit:
-                break
-    return out
+    """The first `limit` well-formed commits of `repo`, read by the platform's dataset parser."""
+    records = iter_dataset(DATASETS / (repo.replace("/", "__") + ".jsonl.gz"))
+    return list(islice((r for r in records if isinstance(r, CommitRecord)), limit))
 
 
 def make_batch(

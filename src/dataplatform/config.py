@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     # --- ingestion -------------------------------------------------------------------------
     git_cache_dir: Path | None = None
     ingest_batch_rows: int = Field(default=50_000, ge=1)
+    # git processes that read one repository's history (0 = one per core, at most 4): with
+    # more than one, `git rev-list` hands the commits to that many `git diff-tree` processes.
+    ingest_git_workers: int = Field(default=0, ge=0, le=64)
 
     # --- security --------------------------------------------------------------------------
     # Key of the keyed hash (HMAC-SHA256) that pseudonymises e-mails before they leave `raw`.
@@ -198,6 +201,13 @@ class Settings(BaseSettings):
         return self.git_cache_dir or self.home / "git-cache"
 
     @property
+    def git_workers(self) -> int:
+        """`ingest_git_workers`, with 0 resolved to the cores this process may use (1 to 4)."""
+        if self.ingest_git_workers:
+            return self.ingest_git_workers
+        return max(1, min(usable_cores(), 4))
+
+    @property
     def reports_dir(self) -> Path:
         """Folder for HTML reports and other human-facing outputs."""
         return self.home / "reports"
@@ -269,3 +279,20 @@ def _describe(exc: ValidationError) -> str:
         loc = ".".join(str(p) for p in err["loc"]) or "settings"
         lines.append(f"{loc}: {err['msg']}")
     return "invalid settings: " + "; ".join(lines)
+
+
+def usable_cores(cgroup_cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """Cores this process may use: its CPU affinity, capped by a cgroup v2 CPU quota.
+
+    In a container ``os.cpu_count()`` is the node's count; a pod limited to one CPU that
+    started a git process per node core would only be throttled.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cores or 1
+    try:
+        quota, period = cgroup_cpu_max.read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, -(-int(quota) // int(period))))  # ceil
+    except (OSError, ValueError):
+        pass  # no cgroup v2 limit readable here
+    return cores

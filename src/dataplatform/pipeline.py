@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -269,11 +269,17 @@ def _quarantine_repo(record: QuarantinedRecord, writers: dict[str, BatchWriter])
 def load(
     settings: Settings, *, console: Console | None = None, live: LiveLoader | None = None
 ) -> LoadResult:
-    """Load every raw batch the warehouse has not seen yet (atomic per batch, idempotent)."""
+    """Load every raw batch the warehouse has not seen yet (atomic per batch, idempotent).
+
+    With `live` (the ingest loaded its batches live), its open warehouse connection is used
+    and what it loaded counts as this stage's work.
+    """
     started = time.perf_counter()
     store = ObjectStore.from_settings(settings)
     pii_key = settings.pii_hash_key.get_secret_value().encode()
-    with _open(settings) as warehouse, _progress(console) as progress:
+    with ExitStack() as stack:
+        warehouse = live.warehouse if live is not None else stack.enter_context(_open(settings))
+        progress = stack.enter_context(_progress(console))
         warehouse.ensure_raw_schema()
         task = progress.add_task("load batches into raw.commits", total=None)
 
@@ -514,7 +520,7 @@ def run(settings: Settings, specs: Sequence[str], *, console: Console | None = N
         except ChecksumMismatchError as exc:
             raise PipelineError(str(exc)) from None
         ingested = ingest(settings, list(specs) or default_sources(), console=console, live=live)
-    loaded = load(settings, console=console, live=live)
+        loaded = load(settings, console=console, live=live)
     labels = load_labels_stage(settings) if settings.labels_dir else None
     built = transform(settings, console=console)
     new_batches = [m.batch_id for src in ingested.sources for m in src.batches]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from dataplatform.config import DEV_PLACEHOLDER, SettingsError, get_settings
+from dataplatform.config import DEV_PLACEHOLDER, SettingsError, get_settings, usable_cores
 
 STRONG = "s3cr3t-Value-that-is-not-a-placeholder"
 
@@ -163,3 +164,19 @@ def test_a_stage_login_without_its_password_is_refused_outside_dev(tmp_path: Pat
             pii_hash_key=STRONG,
             admin_token=STRONG,
         )
+
+
+def test_usable_cores_follow_the_cgroup_quota(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5, 6, 7})
+    cpu_max = tmp_path / "cpu.max"
+    cpu_max.write_text("max 100000\n")
+    assert usable_cores(cpu_max) == 8  # no quota: the affinity
+    cpu_max.write_text("150000 100000\n")
+    assert usable_cores(cpu_max) == 2  # 1.5 CPUs: two cores busy part of the time
+    cpu_max.write_text("50000 100000\n")
+    assert usable_cores(cpu_max) == 1
+    assert usable_cores(tmp_path / "missing") == 8
+    cpu_max.write_text("garbage")
+    assert usable_cores(cpu_max) == 8

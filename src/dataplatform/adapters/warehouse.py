@@ -168,19 +168,41 @@ def _quote_ident(name: str) -> str:
 
 
 # --- DuckDB --------------------------------------------------------------------------------
+# Rows per DuckDB row group written through this adapter (DuckDB's default: 122,880). A load
+# writes each full row group into the file while its transaction is still open (DuckDB's
+# optimistic writes), so the commit and the checkpoint at close are left little to write; at
+# the ingest's chunk size (8,192 rows) that happens while git is still streaming.
+DUCKDB_ROW_GROUP_ROWS = 8192
+
+
 def _connect_duckdb(path: str, lock_wait_s: float) -> duckdb.DuckDBPyConnection:
     """Connect, waiting up to `lock_wait_s` while another process holds the file's lock
-    (DuckDB allows one writing process; the API and the CLI take turns briefly)."""
+    (DuckDB allows one writing process; the API and the CLI take turns briefly).
+
+    A file is attached under its stem, as ``duckdb.connect(path)`` would name it, with
+    `DUCKDB_ROW_GROUP_ROWS` (an ATTACH option only).
+    """
     import duckdb
 
+    if path == ":memory:":
+        return duckdb.connect(path)
+    alias = _quote_ident(Path(path).stem)
+    literal = "'" + path.replace("'", "''") + "'"
     deadline = time.monotonic() + lock_wait_s
     while True:
+        con = duckdb.connect()
         try:
-            return duckdb.connect(path)
+            con.execute(f"ATTACH {literal} AS {alias} (ROW_GROUP_SIZE {DUCKDB_ROW_GROUP_ROWS})")
+            con.execute(f"USE {alias}")
+            return con
         except duckdb.IOException as exc:
+            con.close()
             if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+        except BaseException:
+            con.close()
+            raise
 
 
 class DuckDBWarehouse:
@@ -308,12 +330,15 @@ class DuckDBBatchLoad:
         con.register("_stage_commits", _with_hashes(table, self._pii_key))
         try:
             cols = ", ".join(COMMIT_COLUMNS + HASH_COLUMNS)
+            # Keys repeated inside the chunk are dropped first; the sort that takes is skipped
+            # for the usual chunk, which has none (a git log never repeats a commit).
+            distinct = "" if _has_unique_keys(table) else "DISTINCT ON (repo, commit_sha)"
+            order = "" if not distinct else "ORDER BY repo, commit_sha"
             self._inserted += _count(
                 con.execute(
                     f"""
                     INSERT INTO raw.commits ({cols}, batch_id, loaded_at)
-                    SELECT DISTINCT ON (repo, commit_sha) {cols}, ?, ?
-                    FROM _stage_commits ORDER BY repo, commit_sha
+                    SELECT {distinct} {cols}, ?, ? FROM _stage_commits {order}
                     ON CONFLICT (repo, commit_sha) DO NOTHING
                     """,
                     [self._batch_id, self._loaded_at],
@@ -391,6 +416,13 @@ class DuckDBBatchLoad:
         if self._open:
             self._open = False
             self._con.rollback()
+
+
+def _has_unique_keys(commits: pa.Table) -> bool:
+    """True when no (repo, commit_sha) occurs twice in `commits`."""
+    if pc.count_distinct(commits["repo"]).as_py() > 1:
+        return False  # never within one batch; let the SQL sort it out
+    return bool(pc.count_distinct(commits["commit_sha"]).as_py() == commits.num_rows)
 
 
 def _count(row: tuple[Any, ...] | None) -> int:

@@ -19,7 +19,7 @@ ParsedRecord = CommitRecord | QuarantinedRecord
 
 INT32_MAX = 2**31 - 1  # COMMIT_SCHEMA stores counts as int32
 
-_SHA_RE = re.compile(r"[0-9a-f]{40}\Z")
+_HEX_DIGITS = "0123456789abcdef"
 _REPO_RE = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+\Z")
 _SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
 _ISO_RE = re.compile(
@@ -27,7 +27,6 @@ _ISO_RE = re.compile(
     r"(?:(?P<z>[Zz])|(?P<sign>[+-])(?P<hours>\d+)(?::(?P<minutes>\d+))?)\Z",
     re.ASCII,
 )
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Dataset fields: name → (CommitRecord attribute or None, expected type).
 _DATASET_INT_FIELDS = {
@@ -74,9 +73,8 @@ def parse_git_raw_date(value: str) -> tuple[datetime, int | None]:
     """
     seconds_text, _, tz = value.strip().partition(" ")
     try:
-        seconds = int(seconds_text)
-        at = _EPOCH + timedelta(seconds=seconds)
-    except (ValueError, OverflowError) as exc:
+        at = datetime.fromtimestamp(int(seconds_text), UTC)
+    except (ValueError, OverflowError, OSError) as exc:  # OSError: outside the C library's range
         raise TimestampError(f"invalid git raw date {value!r}") from exc
     return at, parse_git_offset(tz.strip())
 
@@ -152,7 +150,12 @@ def _raw_payload(text: str) -> str:
 
 
 def _valid_sha(value: object) -> str | None:
-    return value if isinstance(value, str) and _SHA_RE.match(value) else None
+    return value if isinstance(value, str) and _is_sha(value) else None
+
+
+def _is_sha(text: str) -> bool:
+    # `strip` leaves something behind iff a character is not a lowercase hex digit.
+    return len(text) == 40 and not text.strip(_HEX_DIGITS)
 
 
 def _valid_repo(value: object) -> str | None:
@@ -271,42 +274,74 @@ _FIELD_NAMES = (
 )
 
 
-def split_nul(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """NUL-terminated tokens from a byte stream cut anywhere; a trailing unterminated token too."""
-    for tokens in _nul_token_lists(chunks):
-        yield from tokens
-
-
-def _nul_token_lists(chunks: Iterable[bytes]) -> Iterator[list[bytes]]:
-    """`split_nul`, one list of tokens per chunk (so a hot loop iterates lists, not a generator)."""
-    carry = b""
-    for chunk in chunks:
-        if not chunk:
-            continue
-        tokens = (carry + chunk).split(b"\x00") if carry else chunk.split(b"\x00")
-        carry = tokens.pop()
-        if tokens:
-            yield tokens
-    if carry:
-        yield [carry]
-
-
 def parse_git_log_stream(
     chunks: Iterable[bytes], *, repo: str, source: str, start_position: int = 1
 ) -> Iterator[ParsedRecord]:
     """``git log -z --numstat --date=raw --format=GIT_LOG_FORMAT`` output → records, streamed.
 
-    `chunks` may split the stream anywhere. Merges carry no numstat (git's default), so their
-    counts are 0; binary files count 1 file and 0 lines; a rename is one entry whose two paths
-    follow as separate tokens. `position` is the 1-based ordinal of the commit in the stream.
+    `chunks` may split the stream anywhere; see `GitLogParser` for the rules.
     """
-    # The hot loop of ingestion: `_numstat` inlined (same rules), state kept in locals.
-    header: list[bytes] = []
-    files = added = deleted = 0
-    skip_paths = 0
-    position = start_position
-    header_len = _HEADER_LEN
-    for tokens in _nul_token_lists(chunks):
+    parser = GitLogParser(repo=repo, source=source, start_position=start_position)
+    for chunk in chunks:
+        yield from parser.feed(chunk)
+    yield from parser.finish()
+
+
+class GitLogParser:
+    """Push parser of the ``git log -z --numstat`` stream: `feed` chunks cut anywhere, `finish`.
+
+    Merges carry no numstat (git's default), so their counts are 0; binary files count 1 file
+    and 0 lines; a rename is one entry whose two paths follow as separate tokens. `position` is
+    the 1-based ordinal of the commit in the stream (from `start_position`). ``git diff-tree
+    --stdin --always`` with the same options prints the same stream for the commits it is fed.
+    """
+
+    def __init__(self, *, repo: str, source: str, start_position: int = 1) -> None:
+        self.repo = repo
+        self.source = source
+        self.position = start_position  # of the commit being read
+        self._carry = b""
+        self._header: list[bytes] = []
+        self._files = self._added = self._deleted = self._skip_paths = 0
+
+    def feed(self, chunk: bytes) -> list[ParsedRecord]:
+        """The records completed by `chunk` (the last one waits for the next commit or EOF)."""
+        if not chunk:
+            return []
+        tokens = (self._carry + chunk).split(b"\x00") if self._carry else chunk.split(b"\x00")
+        self._carry = tokens.pop()
+        return self._consume(tokens)
+
+    def finish(self) -> list[ParsedRecord]:
+        """The last record, once the stream has ended (a cut-off one comes out quarantined)."""
+        out = self._consume([self._carry]) if self._carry else []
+        self._carry = b""
+        if self._header:
+            out.append(
+                build_git_record(
+                    self._header,
+                    self._files,
+                    self._added,
+                    self._deleted,
+                    self.repo,
+                    self.source,
+                    self.position,
+                )
+            )
+            self.position += 1
+        self._header = []
+        self._files = self._added = self._deleted = self._skip_paths = 0
+        return out
+
+    def _consume(self, tokens: list[bytes]) -> list[ParsedRecord]:
+        # The hot loop of ingestion: state in locals, `_numstat` inlined.
+        out: list[ParsedRecord] = []
+        header = self._header
+        files, added, deleted = self._files, self._added, self._deleted
+        skip_paths = self._skip_paths
+        position = self.position
+        repo, source = self.repo, self.source
+        header_len = _HEADER_LEN
         for token in tokens:
             if len(header) < header_len:
                 header.append(token)
@@ -328,12 +363,15 @@ def parse_git_log_stream(
                     if not path:  # a rename: its two paths follow as tokens
                         skip_paths = 2
                     continue
-            yield build_git_record(header, files, added, deleted, repo, source, position)
+            out.append(build_git_record(header, files, added, deleted, repo, source, position))
             position += 1
             header = [token]
             files = added = deleted = 0
-    if header:
-        yield build_git_record(header, files, added, deleted, repo, source, position)
+        self._header = header
+        self._files, self._added, self._deleted = files, added, deleted
+        self._skip_paths = skip_paths
+        self.position = position
+        return out
 
 
 def build_git_record(
@@ -369,17 +407,21 @@ def build_git_record(
         )
     sha, parents_text, author_name, author_email, author_date = texts[:5]
     committer_name, committer_email, committer_date, message = texts[5:]
-    if _valid_sha(sha) is None:
+    if not _is_sha(sha):
         return quarantine(f"invalid commit sha {sha[:80]!r}")
     parents = tuple(parents_text.split())
-    bad = [p for p in parents if _valid_sha(p) is None]
+    bad = [p for p in parents if not _is_sha(p)]
     if bad:
         return quarantine(f"invalid parent sha {bad[0][:80]!r}")
     if max(files_changed, lines_added, lines_deleted) > INT32_MAX:
         return quarantine("numstat counts out of int32 range")
     try:
         authored_at, author_offset = parse_git_raw_date(author_date)
-        committed_at, committer_offset = parse_git_raw_date(committer_date)
+        committed_at, committer_offset = (  # most commits were committed as authored
+            (authored_at, author_offset)
+            if committer_date == author_date
+            else parse_git_raw_date(committer_date)
+        )
     except TimestampError as exc:
         return quarantine(str(exc))
     return CommitRecord(

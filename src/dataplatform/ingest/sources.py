@@ -26,9 +26,9 @@ from dataplatform.ingest.git import (
     repo_name_for_path,
     repo_name_from_url,
     repository_root,
-    stream_git_log,
     validate_repo_name,
 )
+from dataplatform.ingest.gitlog import stream_git_log
 from dataplatform.ingest.parser import ParsedRecord
 
 __all__ = ["DatasetSource", "GitSource", "Source", "SourceError", "SourceKind", "resolve_source"]
@@ -68,6 +68,7 @@ class GitSource:
     path: Path | None = None  # local repository (None for URLs until cloned)
     url: str | None = None
     cache_root: Path | None = None
+    workers: int = 1  # git processes reading the history (see `stream_git_log`)
     kind: SourceKind = "git"
     _local: Path | None = field(default=None, init=False, repr=False)
     _watermarks: dict[str, Watermark] | None = field(default=None, init=False, repr=False)
@@ -103,7 +104,10 @@ class GitSource:
             return
         rev_range = incremental_range(path, tip, prev.head_sha if prev else None)
         latest: datetime | None = prev.committed_at_max if prev else None
-        for record in stream_git_log(path, repo=self.repo, source=self.name, rev_range=rev_range):
+        records = stream_git_log(
+            path, repo=self.repo, source=self.name, rev_range=rev_range, workers=self.workers
+        )
+        for record in records:
             if isinstance(record, CommitRecord) and (
                 latest is None or record.committed_at > latest
             ):
@@ -159,6 +163,7 @@ def resolve_source(spec: str, settings: Settings, *, repo: str | None = None) ->
             repo=validate_repo_name(repo or repo_name_from_url(spec)),
             url=spec,
             cache_root=settings.git_cache,
+            workers=settings.git_workers,
         )
     path = Path(spec).expanduser()
     if not path.exists():
@@ -169,6 +174,7 @@ def resolve_source(spec: str, settings: Settings, *, repo: str | None = None) ->
             name=str(root),
             repo=validate_repo_name(repo or repo_name_for_path(root)),
             path=root,
+            workers=settings.git_workers,
         )
     if repo is not None:
         raise SourceError("a repo name override applies to git sources only")

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from operator import attrgetter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from dataplatform import config
 from dataplatform.config import Settings
 from dataplatform.contracts import CommitRecord, Watermark
-from dataplatform.ingest.git import split_history, stream_git_log
+from dataplatform.ingest.gitlog import GIT_DIFF_TREE_OPTIONS, git_log_command, stream_git_log
 from dataplatform.ingest.sources import GitSource, SourceError, resolve_source
 
 Git = Callable[..., str]
@@ -214,21 +218,6 @@ def test_repo_name_override_and_subfolder(repo: tuple[Path, Git], tmp_path: Path
         resolve_source(str(path / "sub"), settings)
 
 
-def test_split_history_partitions_exactly(repo: tuple[Path, Git]) -> None:
-    path, git = repo
-    everything = set(git("rev-list", "HEAD").split())
-    for parts in (2, 3):
-        ranges = split_history(path, parts)
-        assert len(ranges) == parts
-        seen: list[str] = []
-        for rev_range in ranges:
-            seen += [
-                r.commit_sha
-                for r in commits(list(stream_git_log(path, repo="o/r", rev_range=rev_range)))
-            ]
-        assert sorted(seen) == sorted(everything)  # disjoint and complete
-
-
 def test_file_url_clone_then_fetch_incremental(repo: tuple[Path, Git], tmp_path: Path) -> None:
     path, git = repo
     settings = Settings(home=tmp_path / "home")
@@ -267,3 +256,80 @@ def test_failed_clone_reports_git_error_without_credentials(tmp_path: Path) -> N
     assert "hunter2" not in str(err.value)
     assert "***@127.0.0.1" in str(err.value)
     assert not any(settings.git_cache.iterdir())  # no half-made clone left behind
+
+
+# --- the history split over several git processes ----------------------------------------------
+
+
+def test_diff_tree_prints_what_git_log_prints(repo: tuple[Path, Git]) -> None:
+    """The split's premise: fed rev-list's commits, `git diff-tree` prints `git log`'s bytes
+    (merges without numstat, root commits, renames, binary files, empty commits, bad UTF-8)."""
+    path, _ = repo
+    log = subprocess.run(git_log_command(["HEAD"]), cwd=path, capture_output=True, check=True)
+    listed = subprocess.run(["git", "rev-list", "HEAD"], cwd=path, capture_output=True, check=True)
+    diff_tree = subprocess.run(
+        ["git", "diff-tree", *GIT_DIFF_TREE_OPTIONS],
+        cwd=path,
+        input=listed.stdout,
+        capture_output=True,
+        check=True,
+    )
+    assert log.stdout.count(b"\x00") > 50
+    assert diff_tree.stdout == log.stdout
+
+
+@pytest.mark.parametrize("workers", [2, 3, 8])
+def test_split_workers_yield_git_logs_records(repo: tuple[Path, Git], workers: int) -> None:
+    path, git = repo
+    for _ in range(300):  # enough commits for every worker to take (and steal) a share
+        git("commit", "--quiet", "--allow-empty", "-m", "filler")
+    old_tip = git("rev-parse", "HEAD~120").strip()
+    for rev_range in (["HEAD"], ["HEAD", f"^{old_tip}"]):
+        one = list(stream_git_log(path, repo="o/r", rev_range=rev_range))
+        split = list(stream_git_log(path, repo="o/r", rev_range=rev_range, workers=workers))
+        assert len(split) == len(one)
+        key = attrgetter("commit_sha")
+        assert sorted(commits(split), key=key) == sorted(commits(one), key=key)
+
+
+def test_split_reports_gits_error(repo: tuple[Path, Git]) -> None:
+    path, _ = repo
+    with pytest.raises(SourceError, match=r"git rev-list .*no-such-branch"):
+        list(stream_git_log(path, repo="o/r", rev_range=["no-such-branch"], workers=2))
+
+
+def test_split_stopped_early_leaves_no_git_running(
+    repo: tuple[Path, Git], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, git = repo
+    for _ in range(200):
+        git("commit", "--quiet", "--allow-empty", "-m", "filler")
+    started: list[subprocess.Popen[bytes]] = []
+    real_popen = subprocess.Popen
+
+    def recording_popen(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        proc = real_popen(*args, **kwargs)
+        started.append(proc)
+        return proc
+
+    monkeypatch.setattr(subprocess, "Popen", recording_popen)
+    records = stream_git_log(path, repo="o/r", workers=2)
+    assert isinstance(next(records), CommitRecord)
+    records.close()  # the consumer stops after one record
+    assert len(started) == 3  # rev-list and two diff-tree
+    assert all(proc.returncode is not None for proc in started)
+    assert [t.name for t in threading.enumerate() if t.name.startswith("git-split")] == []
+
+
+def test_settings_pick_git_workers(
+    repo: tuple[Path, Git], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(config, "usable_cores", lambda: 16)
+    assert Settings(home=tmp_path).git_workers == 4  # one per core, at most 4
+    monkeypatch.setattr(config, "usable_cores", lambda: 1)
+    assert Settings(home=tmp_path).git_workers == 1
+    settings = Settings(home=tmp_path, ingest_git_workers=3)
+    assert settings.git_workers == 3
+    source = resolve_source(str(repo[0]), settings)
+    assert isinstance(source, GitSource)
+    assert source.workers == 3

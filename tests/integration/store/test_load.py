@@ -111,6 +111,17 @@ def test_overlapping_batches_do_not_duplicate(
     assert int(dupes["n"][0]) == 0
 
 
+def test_a_commit_twice_in_one_batch_is_loaded_once(
+    store: ObjectStore, warehouse: Warehouse, httpx_records: Records
+) -> None:
+    commits = commits_of(httpx_records)[:50]
+    manifest = write(store, [*commits, commits[7], commits[7]])  # repeated inside one chunk
+    summary = load_pending(store, warehouse, KEY)
+    assert (summary.rows_inserted, summary.rows_already_present) == (50, 2)
+    assert counts(warehouse)["raw.commits"] == 50
+    assert warehouse.loaded_batch_ids() == {manifest.batch_id}
+
+
 def _crashing(base: type[Any]) -> type[Any]:
     class Crashing(base):  # type: ignore[misc, valid-type]
         def _after_commits_insert(self, manifest: BatchManifest) -> None:

@@ -10,12 +10,12 @@ import pytest
 from dataplatform.config import Settings
 from dataplatform.ingest.git import (
     cache_dir_name,
-    git_log_command,
     is_clone_url,
     mask_credentials,
     repo_name_from_url,
     strip_credentials,
 )
+from dataplatform.ingest.gitlog import git_log_command
 from dataplatform.ingest.sources import (
     DatasetSource,
     GitSource,

@@ -1,0 +1,102 @@
+"""How the split hands out a history: `_CommitList` (work stealing) and quarantine positions."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+
+from dataplatform.contracts import QuarantinedRecord
+from dataplatform.ingest.gitlog import _CommitList, _Worker
+from dataplatform.ingest.parser import GitLogParser
+
+SHAS = [f"{i:040x}".encode() + b"\n" for i in range(1000)]
+
+
+def _append_in_random_cuts(commits: _CommitList, rng: random.Random) -> None:
+    data = b"".join(SHAS)
+    at = 0
+    while at < len(data):
+        step = rng.randint(1, 300)  # cuts anywhere, also inside a sha
+        commits.append(data[at : at + step])
+        at += step
+    commits.close()
+
+
+def _take_all(commits: _CommitList, worker: int, out: list[tuple[int, bytes]]) -> None:
+    while True:
+        start, shas = commits.take(worker)
+        if not shas:
+            return
+        out.append((start, shas))
+
+
+def test_every_commit_is_handed_out_once_in_long_runs() -> None:
+    for seed in range(20):
+        rng = random.Random(seed)
+        commits = _CommitList(workers=3, claim=16)
+        taken: list[list[tuple[int, bytes]]] = [[], [], []]
+        threads = [
+            threading.Thread(target=_take_all, args=(commits, w, taken[w])) for w in range(3)
+        ]
+        for thread in threads:
+            thread.start()
+        _append_in_random_cuts(commits, rng)
+        for thread in threads:
+            thread.join(timeout=10)
+            assert not thread.is_alive()
+        handed: dict[int, bytes] = {}
+        for claims in taken:
+            for start, shas in claims:
+                for offset, sha in enumerate(shas.splitlines(keepends=True)):
+                    assert start + offset not in handed  # never twice
+                    handed[start + offset] = sha
+        assert [handed[i] for i in range(len(SHAS))] == SHAS  # all, at their list index
+        assert commits.count == len(SHAS)
+        # Runs of neighbours, not claims dealt out in turn: a handful of runs per worker.
+        for claims in taken:
+            jumps = [b[0] - (a[0] + a[1].count(b"\n")) for a, b in itertools.pairwise(claims)]
+            assert sum(1 for jump in jumps if jump) <= 6
+
+
+def test_first_worker_follows_the_list_and_others_wait_for_its_end() -> None:
+    commits = _CommitList(workers=2, claim=4)
+    commits.append(b"".join(SHAS[:10]))
+    assert commits.take(0) == (0, b"".join(SHAS[:4]))
+    second: list[tuple[int, bytes]] = []
+    waiting = threading.Thread(target=lambda: second.append(commits.take(1)))
+    waiting.start()
+    waiting.join(timeout=0.2)
+    assert waiting.is_alive()  # nothing to steal until the list is complete
+    commits.append(b"".join(SHAS[10:200]))
+    commits.close()
+    waiting.join(timeout=5)
+    start, shas = second[0]
+    assert start == 4 + (200 - 4) // 2  # the older half of what worker 0 had left
+    assert shas == b"".join(SHAS[start : start + 4])
+
+
+def test_stop_releases_waiting_workers() -> None:
+    commits = _CommitList(workers=2)
+    result: list[tuple[int, bytes]] = []
+    waiting = threading.Thread(target=lambda: result.append(commits.take(1)))
+    waiting.start()
+    commits.stop()
+    waiting.join(timeout=5)
+    assert result == [(0, b"")]
+
+
+def test_quarantined_record_keeps_its_place_in_git_log_order() -> None:
+    worker = _Worker(proc=None, parser=GitLogParser(repo="o/r", source="s"))  # type: ignore[arg-type]
+    for start, count in ((0, 32), (32, 32), (500, 10), (700, 5)):
+        worker.starts.append(start)
+        worker.handed += count
+        worker.ends.append(worker.handed)
+    assert worker.position(1) == 1
+    assert worker.position(32) == 32
+    assert worker.position(33) == 33
+    assert worker.position(65) == 501  # first of the claim that starts at index 500
+    assert worker.position(74) == 510
+    assert worker.position(75) == 701
+    record = QuarantinedRecord(source="s", position=65, reason="r", raw="x")
+    assert worker.position(record.position) == 501

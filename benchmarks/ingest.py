@@ -92,7 +92,7 @@ def _ingest_once(repo: Path, workers: int) -> tuple[float, int, int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repo", type=Path, default=Path(tempfile.gettempdir()) / "dp-bench.git")
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=9)
     args = parser.parse_args(argv)
 
     subprocess.run([sys.executable, str(HERE / "make_repo.py"), str(args.repo)], check=True)

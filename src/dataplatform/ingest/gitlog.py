@@ -42,6 +42,8 @@ PIPE_BUFFER_BYTES = 1 << 20  # Linux's default /proc/sys/fs/pipe-max-size
 # holds at most a few hundred commits nobody else can take, so both finish within ~20 ms.
 WORKER_CLAIM_COMMITS = 32
 _PAGE_BYTES = 4096
+# Least bytes handed to the parser at a time (see `_read_chunk`).
+READ_GRAIN_BYTES = 1 << 16
 
 # Fixed options so user/system config cannot change what the numbers mean: rename detection on
 # (git's default, as in the datasets) with git's default limit and diff algorithm, UTF-8 output.
@@ -141,6 +143,23 @@ def _set_pipe_size(pipe: IO[bytes], size: int) -> None:
         fcntl.fcntl(pipe.fileno(), setpipe, size)
 
 
+def _read_chunk(stdout: IO[bytes], chunk_size: int, grain: int = READ_GRAIN_BYTES) -> bytes:
+    """What git has written so far, at least `grain` bytes (unless at EOF), at most about
+    `chunk_size`; ``b""`` at EOF.
+
+    Waiting for a full `chunk_size` would leave up to that much unparsed when git exits, all of
+    it work after git's last byte; taking what is there keeps that tail to one grain.
+    """
+    read1 = stdout.read1  # type: ignore[attr-defined]
+    data = read1(chunk_size)
+    if not data or len(data) >= grain:
+        return bytes(data)
+    buffer = bytearray(data)
+    while len(buffer) < grain and (more := read1(chunk_size - len(buffer))):
+        buffer += more
+    return bytes(buffer)
+
+
 def _drained(stdout: IO[bytes], chunk_size: int, ahead: int = 16) -> Iterator[bytes]:
     """Chunks of `stdout`, read by a thread so git never waits while Python parses.
 
@@ -153,7 +172,7 @@ def _drained(stdout: IO[bytes], chunk_size: int, ahead: int = 16) -> Iterator[by
     def pump() -> None:
         try:
             while not stop.is_set():
-                chunk = stdout.read(chunk_size)
+                chunk = _read_chunk(stdout, chunk_size)
                 chunks.put(chunk)
                 if not chunk:
                     return
@@ -400,7 +419,7 @@ class _Split:
     def _read(self, number: int, stdout: IO[bytes], chunk_size: int) -> None:
         try:
             while not self._stop.is_set():
-                chunk = stdout.read(chunk_size)
+                chunk = _read_chunk(stdout, chunk_size)
                 self._chunks.put((number, chunk))
                 if not chunk:
                     return

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import os
 import random
 import threading
 
 from dataplatform.contracts import QuarantinedRecord
-from dataplatform.ingest.gitlog import _CommitList, _Worker
+from dataplatform.ingest.gitlog import _CommitList, _read_chunk, _Worker
 from dataplatform.ingest.parser import GitLogParser
 
 SHAS = [f"{i:040x}".encode() + b"\n" for i in range(1000)]
@@ -100,3 +101,25 @@ def test_quarantined_record_keeps_its_place_in_git_log_order() -> None:
     assert worker.position(75) == 701
     record = QuarantinedRecord(source="s", position=65, reason="r", raw="x")
     assert worker.position(record.position) == 501
+
+
+def test_read_chunk_takes_what_git_wrote_without_waiting_for_a_full_chunk() -> None:
+    read_fd, write_fd = os.pipe()
+    with os.fdopen(read_fd, "rb") as reader, os.fdopen(write_fd, "wb") as writer:
+        writer.write(b"a" * 100)
+        writer.flush()
+        got: list[bytes] = []
+        thread = threading.Thread(target=lambda: got.append(_read_chunk(reader, 1 << 20, 300)))
+        thread.start()
+        thread.join(timeout=0.2)
+        assert thread.is_alive()  # 100 bytes are less than the 300-byte grain: it waits
+        writer.write(b"b" * 250)
+        writer.flush()
+        thread.join(timeout=5)
+        assert got == [b"a" * 100 + b"b" * 250]  # at least a grain, without waiting for 1 MiB
+        writer.write(b"c" * 1000)
+        writer.flush()
+        assert _read_chunk(reader, 400, 300) == b"c" * 400  # never more than the chunk size
+        writer.close()
+        assert _read_chunk(reader, 1 << 20, 300) == b"c" * 600  # EOF: the rest, then b""
+        assert _read_chunk(reader, 1 << 20, 300) == b""

@@ -179,14 +179,18 @@ def _connect_duckdb(path: str, lock_wait_s: float) -> duckdb.DuckDBPyConnection:
     """Connect, waiting up to `lock_wait_s` while another process holds the file's lock
     (DuckDB allows one writing process; the API and the CLI take turns briefly).
 
-    A file is attached under its stem, as ``duckdb.connect(path)`` would name it, with
+    A file is attached under the name ``duckdb.connect(path)`` would give it (its stem), with
     `DUCKDB_ROW_GROUP_ROWS` (an ATTACH option only).
     """
     import duckdb
 
     if path == ":memory:":
         return duckdb.connect(path)
-    alias = _quote_ident(Path(path).stem)
+    stem = Path(path).stem
+    # DuckDB's own names: "temp", "system" and "main" are reserved (it appends "_db" too), and
+    # "memory" is the in-memory catalog this connection starts in.
+    reserved = stem.lower() in {"temp", "system", "main", "memory"}
+    alias = _quote_ident(f"{stem}_db" if reserved else stem)
     literal = "'" + path.replace("'", "''") + "'"
     deadline = time.monotonic() + lock_wait_s
     while True:

@@ -97,3 +97,21 @@ def test_duckdb_file_is_free_for_dbt_after_close(tmp_path: Path) -> None:
     con = duckdb.connect(str(path))
     assert con.execute("SELECT count(*) FROM raw.commits").fetchone() == (0,)
     con.close()
+
+
+@pytest.mark.parametrize("stem", ["warehouse", "temp", "main", "system", "memory", "my ware'house"])
+def test_duckdb_file_of_any_name_is_attached_with_small_row_groups(
+    tmp_path: Path, stem: str
+) -> None:
+    path = tmp_path / f"{stem}.duckdb"
+    with DuckDBWarehouse(path) as wh:
+        wh.ensure_raw_schema()
+        con = wh.connection
+        con.execute("CREATE TABLE raw.numbers AS SELECT range AS n FROM range(20000)")
+        row_groups = con.execute(
+            "SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('raw.numbers')"
+        ).fetchone()
+        assert row_groups == (3,)  # 20,000 rows in groups of 8,192 (DuckDB's default: 1 group)
+    con = duckdb.connect(str(path))  # a plain connection (dbt's) reads the same tables
+    assert con.execute("SELECT count(*) FROM raw.numbers").fetchone() == (20_000,)
+    con.close()

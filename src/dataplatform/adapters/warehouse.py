@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -167,6 +167,24 @@ def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+class _ClosedOnExit:
+    """``with`` support of the warehouses: leaving the block closes the connection."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
 # --- DuckDB --------------------------------------------------------------------------------
 # Rows per DuckDB row group written through this adapter (DuckDB's default: 122,880). A load
 # writes each full row group into the file while its transaction is still open (DuckDB's
@@ -209,7 +227,7 @@ def _connect_duckdb(path: str, lock_wait_s: float) -> duckdb.DuckDBPyConnection:
             raise
 
 
-class DuckDBWarehouse:
+class DuckDBWarehouse(_ClosedOnExit):
     """Warehouse in a DuckDB file. Close it before dbt (or anything else) opens the file."""
 
     backend = "duckdb"
@@ -281,17 +299,6 @@ class DuckDBWarehouse:
         if self._con is not None:
             self._con.close()
             self._con = None
-
-    def __enter__(self) -> DuckDBWarehouse:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class DuckDBBatchLoad:
@@ -520,7 +527,7 @@ def _to_pyformat(sql: str) -> str:
     return "".join(out)
 
 
-class PostgresWarehouse:
+class PostgresWarehouse(_ClosedOnExit):
     """Warehouse in PostgreSQL (psycopg 3). The connection is autocommit outside `load_batch`."""
 
     backend = "postgres"
@@ -694,17 +701,6 @@ class PostgresWarehouse:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-
-    def __enter__(self) -> PostgresWarehouse:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def open_warehouse(settings: Settings) -> Warehouse:

@@ -13,14 +13,15 @@ from __future__ import annotations
 import bisect
 import contextlib
 import dataclasses
+import functools
 import queue
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from dataplatform.contracts import QuarantinedRecord
 from dataplatform.ingest.errors import SourceError
@@ -37,7 +38,10 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-PIPE_BUFFER_BYTES = 1 << 20  # Linux's default /proc/sys/fs/pipe-max-size
+# git may write this far ahead into its stdout pipe (Linux's default pipe-max-size). A reader
+# thread needs the GIL after every read; while the parser holds it (up to the 5 ms switch
+# interval), git would block on the default 64 KiB pipe after a fraction of that.
+PIPE_BUFFER_BYTES = 1 << 20
 # Commits a split worker takes at a time. With its stdin pipe shrunk to one page, a worker
 # holds at most a few hundred commits nobody else can take, so both finish within ~20 ms.
 WORKER_CLAIM_COMMITS = 32
@@ -72,9 +76,7 @@ GIT_DIFF_TREE_OPTIONS = ("--stdin", "--always", "-r", "--root", *_DIFF_OPTIONS)
 
 def git_log_command(rev_range: Sequence[str]) -> list[str]:
     """The `git log` argv used by `stream_git_log`."""
-    for rev in rev_range:
-        if not rev or rev.startswith("-"):
-            raise ValueError(f"invalid revision {rev!r}")
+    _check_revisions(rev_range)
     return ["git", "log", *GIT_LOG_OPTIONS, "--end-of-options", *rev_range, "--"]
 
 
@@ -110,7 +112,7 @@ def stream_git_log(
         except FileNotFoundError as exc:
             raise SourceError(f"cannot run git in {repo_path}: {exc}") from exc
         stdout: IO[bytes] = proc.stdout  # type: ignore[assignment]
-        _widen_pipe(stdout)
+        _set_pipe_size(stdout, PIPE_BUFFER_BYTES)
         try:
             chunks = _drained(stdout, chunk_size)
             yield from parse_git_log_stream(chunks, repo=repo, source=name)
@@ -125,13 +127,10 @@ def stream_git_log(
             raise SourceError(failure_message(cmd[1:], returncode, stderr.read()))
 
 
-def _widen_pipe(stdout: IO[bytes], size: int = PIPE_BUFFER_BYTES) -> None:
-    """Let git write `size` bytes ahead into the pipe (Linux; best effort elsewhere).
-
-    The reader thread needs the GIL after every read; while the parser holds it (up to the 5 ms
-    switch interval), git would block on the default 64 KiB pipe after a fraction of that.
-    """
-    _set_pipe_size(stdout, size)
+def _check_revisions(rev_range: Sequence[str]) -> None:
+    for rev in rev_range:
+        if not rev or rev.startswith("-"):
+            raise ValueError(f"invalid revision {rev!r}")
 
 
 def _set_pipe_size(pipe: IO[bytes], size: int) -> None:
@@ -168,18 +167,10 @@ def _drained(stdout: IO[bytes], chunk_size: int, ahead: int = 16) -> Iterator[by
     """
     chunks: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=ahead)
     stop = threading.Event()
-
-    def pump() -> None:
-        try:
-            while not stop.is_set():
-                chunk = _read_chunk(stdout, chunk_size)
-                chunks.put(chunk)
-                if not chunk:
-                    return
-        except BaseException as exc:  # surfaced to the consumer, never lost in the thread
-            chunks.put(exc)
-
-    reader = threading.Thread(target=pump, name="git-log-reader", daemon=True)
+    reader = threading.Thread(
+        target=_pump, args=(stdout, chunk_size, chunks.put, stop), name="git-log-reader"
+    )
+    reader.daemon = True
     reader.start()
     try:
         while True:
@@ -191,18 +182,41 @@ def _drained(stdout: IO[bytes], chunk_size: int, ahead: int = 16) -> Iterator[by
             yield item
     finally:
         stop.set()
-        while reader.is_alive():  # unblock a pump waiting on a full queue
-            try:
-                chunks.get_nowait()
-            except queue.Empty:
-                reader.join(timeout=0.05)
+        _join_draining([reader], chunks)
+
+
+def _pump(
+    stdout: IO[bytes],
+    chunk_size: int,
+    put: Callable[[bytes | BaseException], None],
+    stop: threading.Event,
+) -> None:
+    """Reader thread: `put` each chunk of `stdout` (``b""`` last) until EOF or `stop`."""
+    try:
+        while not stop.is_set():
+            chunk = _read_chunk(stdout, chunk_size)
+            put(chunk)
+            if not chunk:
+                return
+    except BaseException as exc:  # surfaced to the consumer, never lost in the thread
+        put(exc)
+
+
+def _join_draining(threads: Sequence[threading.Thread], chunks: queue.Queue[Any]) -> None:
+    """Join `threads`, emptying `chunks` meanwhile so that none stays blocked putting."""
+    while any(t.is_alive() for t in threads):
+        try:
+            chunks.get_nowait()
+        except queue.Empty:
+            for thread in threads:
+                thread.join(timeout=0.05)
 
 
 def _stream_split(
     repo_path: Path, repo: str, name: str, rev_range: Sequence[str], workers: int
 ) -> Iterator[ParsedRecord]:
     """`stream_git_log` over `workers` ``git diff-tree --stdin`` processes fed by ``rev-list``."""
-    git_log_command(rev_range)  # validates the revisions
+    _check_revisions(rev_range)
     with contextlib.ExitStack() as stack:
         errors = [stack.enter_context(tempfile.TemporaryFile()) for _ in range(workers + 1)]
         try:
@@ -374,14 +388,15 @@ class _Split:
             stdin: IO[bytes] = worker.proc.stdin  # type: ignore[assignment]
             stdout: IO[bytes] = worker.proc.stdout  # type: ignore[assignment]
             _set_pipe_size(stdin, _PAGE_BYTES)
-            _widen_pipe(stdout)
+            _set_pipe_size(stdout, PIPE_BUFFER_BYTES)
+            put = functools.partial(self._put, number)
             self._threads += [
                 threading.Thread(
                     target=self._feed, args=(number, worker), name="git-split-feed", daemon=True
                 ),
                 threading.Thread(
-                    target=self._read,
-                    args=(number, stdout, chunk_size),
+                    target=_pump,
+                    args=(stdout, chunk_size, put, self._stop),
                     name="git-split-read",
                     daemon=True,
                 ),
@@ -416,15 +431,8 @@ class _Split:
             with contextlib.suppress(OSError, ValueError):
                 stdin.close()
 
-    def _read(self, number: int, stdout: IO[bytes], chunk_size: int) -> None:
-        try:
-            while not self._stop.is_set():
-                chunk = _read_chunk(stdout, chunk_size)
-                self._chunks.put((number, chunk))
-                if not chunk:
-                    return
-        except BaseException as exc:  # surfaced to the consumer, never lost in the thread
-            self._chunks.put((number, exc))
+    def _put(self, number: int, item: bytes | BaseException) -> None:
+        self._chunks.put((number, item))
 
     def records(self) -> Iterator[ParsedRecord]:
         """Every worker's records, parsed as their output arrives."""
@@ -468,12 +476,7 @@ class _Split:
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
-        while any(t.is_alive() for t in self._threads):  # unblock a reader on a full queue
-            try:
-                self._chunks.get_nowait()
-            except queue.Empty:
-                for thread in self._threads:
-                    thread.join(timeout=0.05)
+        _join_draining(self._threads, self._chunks)
         for stream in (self._listed, *(w.proc.stdout for w in self._workers)):
             if stream is not None:
                 stream.close()

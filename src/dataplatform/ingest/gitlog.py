@@ -107,7 +107,7 @@ def stream_git_log(
     with tempfile.TemporaryFile() as stderr:  # a file, not a pipe: git never blocks on it
         try:
             proc = subprocess.Popen(
-                cmd, cwd=repo_path, env=git_env(), stdout=subprocess.PIPE, stderr=stderr
+                cmd, cwd=repo_path, env=_stream_env(), stdout=subprocess.PIPE, stderr=stderr
             )
         except FileNotFoundError as exc:
             raise SourceError(f"cannot run git in {repo_path}: {exc}") from exc
@@ -125,6 +125,17 @@ def stream_git_log(
         if returncode != 0:
             stderr.seek(0)
             raise SourceError(failure_message(cmd[1:], returncode, stderr.read()))
+
+
+def _stream_env() -> dict[str, str]:
+    """`git_env` for a process whose stdout this module streams: output fully buffered.
+
+    Into a pipe, `git log`, `rev-list` and `diff-tree --stdin` flush stdout after every commit
+    (``GIT_FLUSH`` unset means "per record unless stdout is a file"): a write(2) and a wake-up
+    of the reader per commit, ~8 % of git's own time on a large history. ``GIT_FLUSH=0`` makes
+    them write full stdio buffers, as they do into a file.
+    """
+    return {**git_env(), "GIT_FLUSH": "0"}
 
 
 def _check_revisions(rev_range: Sequence[str]) -> None:
@@ -223,7 +234,7 @@ def _stream_split(
             lister = subprocess.Popen(
                 ["git", "rev-list", "--end-of-options", *rev_range, "--"],
                 cwd=repo_path,
-                env=git_env(),
+                env=_stream_env(),
                 stdout=subprocess.PIPE,
                 stderr=errors[0],
             )
@@ -231,7 +242,7 @@ def _stream_split(
                 subprocess.Popen(
                     ["git", "diff-tree", *GIT_DIFF_TREE_OPTIONS],
                     cwd=repo_path,
-                    env=git_env(),
+                    env=_stream_env(),
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     stderr=stderr,

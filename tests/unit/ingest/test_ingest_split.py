@@ -6,6 +6,7 @@ import itertools
 import os
 import random
 import threading
+import time
 
 from dataplatform.contracts import QuarantinedRecord
 from dataplatform.ingest.gitlog import _CommitList, _read_chunk, _Worker
@@ -123,3 +124,27 @@ def test_read_chunk_takes_what_git_wrote_without_waiting_for_a_full_chunk() -> N
         writer.close()
         assert _read_chunk(reader, 1 << 20, 300) == b"c" * 600  # EOF: the rest, then b""
         assert _read_chunk(reader, 1 << 20, 300) == b""
+
+
+def test_read_chunk_lets_small_writes_pile_up_between_reads() -> None:
+    read_fd, write_fd = os.pipe()
+    with os.fdopen(read_fd, "rb") as pipe, os.fdopen(write_fd, "wb", buffering=0) as writer:
+        reads: list[int] = []
+
+        class CountingReader:
+            def read1(self, size: int) -> bytes:
+                data = pipe.read1(size)
+                reads.append(len(data))
+                return data
+
+        def write_slowly() -> None:
+            for _ in range(10):  # like git's 4 KiB writes, a few milliseconds apart
+                writer.write(b"x" * 100)
+                time.sleep(0.002)
+
+        thread = threading.Thread(target=write_slowly)
+        thread.start()
+        chunk = _read_chunk(CountingReader(), 1 << 20, 1000, wait=0.2)  # type: ignore[arg-type]
+        thread.join()
+        assert chunk == b"x" * 1000
+        assert len(reads) == 2  # the first write, then the nine that came while it slept

@@ -144,7 +144,9 @@ def test_read_chunk_lets_small_writes_pile_up_between_reads() -> None:
 
         thread = threading.Thread(target=write_slowly)
         thread.start()
-        chunk = _read_chunk(CountingReader(), 1 << 20, 1000, wait=0.2)  # type: ignore[arg-type]
+        chunk = _read_chunk(CountingReader(), 1 << 20, 1000, wait=0.5)  # type: ignore[arg-type]
         thread.join()
         assert chunk == b"x" * 1000
-        assert len(reads) == 2  # the first write, then the nine that came while it slept
+        # The first write, then the nine that came while it slept (one read per write without
+        # the sleep); a writer slowed down by a busy machine may need one more.
+        assert len(reads) <= 3

@@ -189,7 +189,8 @@ class _ClosedOnExit:
 # Rows per DuckDB row group written through this adapter (DuckDB's default: 122,880). A load
 # writes each full row group into the file while its transaction is still open (DuckDB's
 # optimistic writes), so the commit and the checkpoint at close are left little to write; at
-# the ingest's chunk size (8,192 rows) that happens while git is still streaming.
+# the ingest's chunk size (4,096 rows, a row group every two chunks) that happens while git is
+# still streaming.
 DUCKDB_ROW_GROUP_ROWS = 8192
 
 

@@ -49,7 +49,7 @@ DEFAULT_BATCH_ROWS = 50_000
 # Rows per Parquet row group at most: small enough that writing overlaps the stream and the
 # tail after the last record is short, large enough that compression and scans do not suffer.
 # A flush of 8,192 commits takes ~0.1 s; when git ends during one, all of it is tail. 4,096
-# gave a 30-40 ms shorter tail and a 3-7 % shorter ingest in paired runs; 2,048, no more.
+# gave a 27-63 ms shorter tail and a 2-7 % shorter ingest in paired runs; 2,048, no more.
 STREAM_FLUSH_ROWS = 4096
 PARQUET_COMPRESSION = "zstd"
 

@@ -15,7 +15,10 @@ import hashlib
 import hmac
 import io
 import json
+import os
+import threading
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -199,12 +202,74 @@ def _connect_duckdb(path: str, lock_wait_s: float) -> duckdb.DuckDBPyConnection:
     (DuckDB allows one writing process; the API and the CLI take turns briefly).
 
     A file is attached under the name ``duckdb.connect(path)`` would give it (its stem), with
-    `DUCKDB_ROW_GROUP_ROWS` (an ATTACH option only).
+    `DUCKDB_ROW_GROUP_ROWS` (an ATTACH option only), in one DuckDB instance per file and
+    process (`_SHARED`): every connection to the file is a cursor of that instance.
     """
     import duckdb
 
     if path == ":memory:":
         return duckdb.connect(path)
+    return _SHARED.connect(path, lock_wait_s)
+
+
+class _SharedInstances:
+    """One DuckDB instance per attached warehouse file in this process, shared by its users.
+
+    DuckDB refuses to attach a file that another instance in the same process has attached
+    ("Unique file handle conflict"), so two warehouses open at once on one file (the API's
+    readiness probe while its prediction log writer holds one) need the same instance, as
+    ``duckdb.connect(path)``'s instance cache gives. Each user gets a cursor (its own
+    connection and transactions); the instance, and with it the file, is closed (and
+    checkpointed) when the last user releases it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: dict[str, tuple[duckdb.DuckDBPyConnection, str, int]] = {}
+
+    def connect(self, path: str, lock_wait_s: float) -> duckdb.DuckDBPyConnection:
+        key = os.path.realpath(path)
+        with self._lock:
+            if key in self._open:
+                root, alias, users = self._open[key]
+            else:
+                root, alias, users = *_attach(path, lock_wait_s), 0
+            cursor = root.cursor()
+            try:
+                cursor.execute(f"USE {alias}")
+            except BaseException:
+                cursor.close()
+                if not users:
+                    root.close()
+                raise
+            self._open[key] = (root, alias, users + 1)
+            return cursor
+
+    def release(self, path: str) -> None:
+        """One user of `path` is done (it closed its cursor); the last one closes the file."""
+        key = os.path.realpath(path)
+        with self._lock:
+            root, alias, users = self._open[key]
+            if users > 1:
+                self._open[key] = (root, alias, users - 1)
+                return
+            del self._open[key]
+            root.close()
+
+
+_SHARED = _SharedInstances()
+
+
+def _close_duckdb(con: duckdb.DuckDBPyConnection, path: str) -> None:
+    con.close()
+    if path != ":memory:":
+        _SHARED.release(path)
+
+
+def _attach(path: str, lock_wait_s: float) -> tuple[duckdb.DuckDBPyConnection, str]:
+    """A new in-memory instance with `path` attached; (its connection, the quoted alias)."""
+    import duckdb
+
     stem = Path(path).stem
     # DuckDB's own names: "temp", "system" and "main" are reserved (it appends "_db" too), and
     # "memory" is the in-memory catalog this connection starts in.
@@ -216,8 +281,7 @@ def _connect_duckdb(path: str, lock_wait_s: float) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect()
         try:
             con.execute(f"ATTACH {literal} AS {alias} (ROW_GROUP_SIZE {DUCKDB_ROW_GROUP_ROWS})")
-            con.execute(f"USE {alias}")
-            return con
+            return con, alias
         except duckdb.IOException as exc:
             con.close()
             if "lock" not in str(exc).lower() or time.monotonic() > deadline:
@@ -237,7 +301,11 @@ class DuckDBWarehouse(_ClosedOnExit):
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._con: duckdb.DuckDBPyConnection | None = _connect_duckdb(str(path), lock_wait_s)
+        con = _connect_duckdb(str(path), lock_wait_s)
+        self._con: duckdb.DuckDBPyConnection | None = con
+        # Closes the connection if this object is dropped unclosed, so that the shared instance
+        # (`_SHARED`) still lets go of the file; `close` runs it now.
+        self._closer = weakref.finalize(self, _close_duckdb, con, str(path))
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
@@ -297,9 +365,8 @@ class DuckDBWarehouse(_ClosedOnExit):
         return counts
 
     def close(self) -> None:
-        if self._con is not None:
-            self._con.close()
-            self._con = None
+        self._con = None
+        self._closer()
 
 
 class DuckDBBatchLoad:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,38 @@ def test_duckdb_file_is_free_for_dbt_after_close(tmp_path: Path) -> None:
     with DuckDBWarehouse(path) as wh:
         wh.ensure_raw_schema()
     # another process/connection (dbt) can now open it read-write
+    con = duckdb.connect(str(path))
+    assert con.execute("SELECT count(*) FROM raw.commits").fetchone() == (0,)
+    con.close()
+
+
+def test_two_duckdb_warehouses_on_one_file_in_one_process(tmp_path: Path) -> None:
+    # The API's readiness probe opens the warehouse while its prediction log writer may hold
+    # it: DuckDB refuses a second instance attaching the same file, so they share one.
+    path = tmp_path / "w.duckdb"
+    first = DuckDBWarehouse(path, lock_wait_s=0)
+    first.ensure_raw_schema()
+    first.execute("CREATE TABLE raw.numbers (n INTEGER)")
+    second = DuckDBWarehouse(tmp_path / "." / "w.duckdb", lock_wait_s=0)  # same file
+    second.connection.begin()
+    second.execute("INSERT INTO raw.numbers VALUES (1)")
+    assert first.query_df("SELECT count(*) AS n FROM raw.numbers")["n"][0] == 0  # not committed
+    second.connection.commit()
+    assert first.query_df("SELECT count(*) AS n FROM raw.numbers")["n"][0] == 1
+    first.close()
+    second.execute("INSERT INTO raw.numbers VALUES (2)")  # the other one still works
+    with pytest.raises(duckdb.Error):
+        duckdb.connect(str(path))  # still attached here
+    second.close()
+    con = duckdb.connect(str(path))  # the last close lets go of the file (dbt can open it)
+    assert con.execute("SELECT count(*) FROM raw.numbers").fetchone() == (2,)
+    con.close()
+
+
+def test_duckdb_warehouse_dropped_unclosed_lets_go_of_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "w.duckdb"
+    DuckDBWarehouse(path).ensure_raw_schema()  # never closed
+    gc.collect()
     con = duckdb.connect(str(path))
     assert con.execute("SELECT count(*) FROM raw.commits").fetchone() == (0,)
     con.close()

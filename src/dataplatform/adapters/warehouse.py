@@ -197,9 +197,9 @@ class _ClosedOnExit:
 DUCKDB_ROW_GROUP_ROWS = 8192
 
 
-def _connect_duckdb(path: str, lock_wait_s: float) -> duckdb.DuckDBPyConnection:
-    """Connect, waiting up to `lock_wait_s` while another process holds the file's lock
-    (DuckDB allows one writing process; the API and the CLI take turns briefly).
+def _connect_duckdb(path: str, lock_wait_s: float) -> tuple[duckdb.DuckDBPyConnection, str]:
+    """(connection, key for `_close_duckdb`), waiting up to `lock_wait_s` while another process
+    holds the file's lock (DuckDB allows one writing process; the API and the CLI take turns).
 
     A file is attached under the name ``duckdb.connect(path)`` would give it (its stem), with
     `DUCKDB_ROW_GROUP_ROWS` (an ATTACH option only), in one DuckDB instance per file and
@@ -208,8 +208,9 @@ def _connect_duckdb(path: str, lock_wait_s: float) -> duckdb.DuckDBPyConnection:
     import duckdb
 
     if path == ":memory:":
-        return duckdb.connect(path)
-    return _SHARED.connect(path, lock_wait_s)
+        return duckdb.connect(path), ""
+    key = os.path.realpath(path)
+    return _SHARED.connect(key, path, lock_wait_s), key
 
 
 class _SharedInstances:
@@ -227,8 +228,8 @@ class _SharedInstances:
         self._lock = threading.Lock()
         self._open: dict[str, tuple[duckdb.DuckDBPyConnection, str, int]] = {}
 
-    def connect(self, path: str, lock_wait_s: float) -> duckdb.DuckDBPyConnection:
-        key = os.path.realpath(path)
+    def connect(self, key: str, path: str, lock_wait_s: float) -> duckdb.DuckDBPyConnection:
+        """A cursor on the instance that has `path` attached (`key`: its real path)."""
         with self._lock:
             if key in self._open:
                 root, alias, users = self._open[key]
@@ -245,9 +246,8 @@ class _SharedInstances:
             self._open[key] = (root, alias, users + 1)
             return cursor
 
-    def release(self, path: str) -> None:
-        """One user of `path` is done (it closed its cursor); the last one closes the file."""
-        key = os.path.realpath(path)
+    def release(self, key: str) -> None:
+        """One user of the file is done (it closed its cursor); the last one closes the file."""
         with self._lock:
             root, alias, users = self._open[key]
             if users > 1:
@@ -260,10 +260,10 @@ class _SharedInstances:
 _SHARED = _SharedInstances()
 
 
-def _close_duckdb(con: duckdb.DuckDBPyConnection, path: str) -> None:
+def _close_duckdb(con: duckdb.DuckDBPyConnection, key: str) -> None:
     con.close()
-    if path != ":memory:":
-        _SHARED.release(path)
+    if key:  # a file (in-memory databases are not shared)
+        _SHARED.release(key)
 
 
 def _attach(path: str, lock_wait_s: float) -> tuple[duckdb.DuckDBPyConnection, str]:
@@ -301,11 +301,11 @@ class DuckDBWarehouse(_ClosedOnExit):
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = _connect_duckdb(str(path), lock_wait_s)
+        con, key = _connect_duckdb(str(path), lock_wait_s)
         self._con: duckdb.DuckDBPyConnection | None = con
         # Closes the connection if this object is dropped unclosed, so that the shared instance
         # (`_SHARED`) still lets go of the file; `close` runs it now.
-        self._closer = weakref.finalize(self, _close_duckdb, con, str(path))
+        self._closer = weakref.finalize(self, _close_duckdb, con, key)
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
